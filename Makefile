@@ -1,0 +1,38 @@
+# The two commands a new user runs: `make demo` and `make test`. Both install what they
+# need first (`make tools`: Debian packages, the venv, the LiveKit server), idempotently.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+AGENT_CMD ?= {python} -m examples.clinic.agent start
+PYTEST_ARGS ?=
+
+.PHONY: tools demo test test-unit test-e2e lint format bench clean
+
+tools:
+	@bash scripts/bootstrap.sh
+
+demo: tools
+	$(VENV)/bin/harness run scenarios/smoke --agent-cmd "$(AGENT_CMD)"
+
+test: tools
+	$(VENV)/bin/pytest tests scenarios/smoke $(PYTEST_ARGS)
+
+test-unit: tools
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+test-e2e: tools
+	$(VENV)/bin/pytest tests/e2e scenarios/smoke $(PYTEST_ARGS)
+
+lint: tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: tools
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: tools
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .harness .pytest_cache .hypothesis

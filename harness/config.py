@@ -1,0 +1,39 @@
+"""Session settings, kept free of heavy imports so the pytest plugin can validate them
+at start-up."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Settings shared by every call of a session (command line > ini > defaults)."""
+
+    livekit_url: str | None = None
+    agent_name: str | None = None  # overrides each scenario's `agent`
+    agent_cmd: str | None = None
+    agent_env: dict[str, str] = field(default_factory=dict)
+    calls: int = 1
+    concurrency: int = 1
+    artifacts: Path = Path(".harness/runs")
+    run_id: str = field(default_factory=new_run_id)
+    collect_traces: bool = True
+    trace_settle_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.calls < 1:
+            raise ValueError(f"calls={self.calls!r}: must be at least 1")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency={self.concurrency!r}: must be at least 1")
+
+    @property
+    def run_dir(self) -> Path:
+        return self.artifacts / self.run_id

@@ -1,0 +1,359 @@
+"""A call session: one LiveKit server, optionally one agent worker and one trace collector,
+and an event loop on its own thread that runs up to K real-time calls at once.
+
+The pytest plugin and ``harness run`` both drive calls through this class, so the two
+paths behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from harness.agent_process import AgentProcess
+from harness.caller import CallResult, SyntheticCaller
+from harness.config import SessionConfig
+from harness.errors import CallFailure, HarnessError, InfrastructureError
+from harness.expectations import ToolCall, check_expectations
+from harness.livekit import LocalServer, RoomService, ServerInfo, new_conversation_id
+from harness.livekit.server import remote_from_env
+from harness.plan import CallPlan, render_plan
+from harness.scenario import Scenario
+
+log = logging.getLogger("harness.engine")
+T = TypeVar("T")
+
+Verdict = Literal["pass", "fail", "error"]
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    scenario_id: str
+    repeat: int
+    conversation_id: str
+    artifacts: Path
+    duration_s: float
+    result: CallResult | None
+    failures: tuple[str, ...] = ()
+    error: HarnessError | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        if isinstance(self.error, InfrastructureError):
+            return "error"
+        if self.error is not None or self.failures:
+            return "fail"
+        return "pass"
+
+    def describe(self) -> str:
+        lines = []
+        if self.error is not None:
+            lines.append(str(self.error))
+        lines.extend(self.failures)
+        lines.append(f"artifacts: {self.artifacts}")
+        return "\n".join(lines)
+
+
+def call_dir_name(scenario_id: str, repeat: int) -> str:
+    return scenario_id if repeat == 1 else f"{scenario_id}.{repeat}"
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="harness-calls", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return self.submit(coro).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+class CallSession:
+    """Use as a context manager; ``submit()`` schedules a call and returns a future."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._progress = on_progress or (lambda msg: log.info(msg))
+        self._loop: _LoopThread | None = None
+        self._server: LocalServer | None = None
+        self.server: ServerInfo | None = None
+        self.agent: AgentProcess | None = None
+        self.collector: Any = None
+        self._sem: asyncio.Semaphore | None = None
+        self._plans: dict[str, CallPlan] = {}
+        self._plan_lock = threading.Lock()
+
+    # ---- lifecycle
+    def start(self) -> CallSession:
+        cfg = self.config
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        self._loop = _LoopThread()
+        self._sem = self._loop.run(self._make_semaphore(cfg.concurrency))
+        try:
+            remote = remote_from_env(cfg.livekit_url)
+            if remote is None:
+                self._server = LocalServer(log_path=cfg.run_dir / "livekit-server.log")
+                self.server = self._server.start()
+                self._progress(f"started livekit-server on {self.server.url}")
+            else:
+                self.server = remote
+            self._loop.run(self._ping(), timeout=30)
+            agent_env = {**self.server.env(), **cfg.agent_env}
+            if cfg.collect_traces:
+                self.collector = self._start_collector()
+                if self.collector is not None:
+                    agent_env.update(self._otel_env())
+            if cfg.agent_cmd:
+                self.agent = AgentProcess(
+                    cfg.agent_cmd, env=agent_env, log_path=cfg.run_dir / "agent.log"
+                )
+                self._progress(f"starting agent: {cfg.agent_cmd}")
+                self.agent.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @staticmethod
+    async def _make_semaphore(n: int) -> asyncio.Semaphore:
+        return asyncio.Semaphore(n)
+
+    async def _ping(self) -> None:
+        assert self.server is not None
+        async with RoomService(self.server) as rooms:
+            await rooms.ping()
+
+    def _start_collector(self) -> Any:
+        try:
+            from harness.trace.collector import Collector
+        except ImportError:  # the trace layer is optional for a bare call
+            return None
+        assert self._loop is not None
+        collector = Collector()
+        self._loop.run(collector.start(), timeout=10)
+        return collector
+
+    def _otel_env(self) -> dict[str, str]:
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.collector.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+
+    def close(self) -> None:
+        if self.agent is not None:
+            self.agent.stop()
+            self.agent = None
+        if self._loop is not None:
+            if self.collector is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.run(self.collector.stop(), timeout=10)
+                self.collector = None
+            self._loop.stop()
+            self._loop = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> CallSession:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- calls
+    def plan_for(self, scenario: Scenario) -> CallPlan:
+        """Render a scenario once per session (the TTS cache makes later sessions fast)."""
+        with self._plan_lock:
+            if scenario.id not in self._plans:
+                self._plans[scenario.id] = render_plan(scenario)
+            return self._plans[scenario.id]
+
+    def submit(
+        self, scenario: Scenario, repeat: int = 1, *, dispatch_metadata: dict | None = None
+    ) -> concurrent.futures.Future[CallOutcome]:
+        if self._loop is None:
+            raise RuntimeError("CallSession.submit() before start()")
+        return self._loop.submit(self._guarded_call(scenario, repeat, dispatch_metadata))
+
+    def run(self, scenario: Scenario, repeat: int = 1, **kw: Any) -> CallOutcome:
+        timeout = scenario.timeouts.call_s + 120
+        return self.submit(scenario, repeat, **kw).result(timeout)
+
+    async def _guarded_call(
+        self, scenario: Scenario, repeat: int, dispatch_metadata: dict | None
+    ) -> CallOutcome:
+        assert self._sem is not None
+        async with self._sem:
+            return await self._call(scenario, repeat, dispatch_metadata)
+
+    async def _call(
+        self, scenario: Scenario, repeat: int, dispatch_metadata: dict | None
+    ) -> CallOutcome:
+        assert self.server is not None
+        cfg = self.config
+        out_dir = cfg.run_dir / call_dir_name(scenario.id, repeat)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cid = new_conversation_id()
+        t0 = time.monotonic()
+        result: CallResult | None = None
+        try:
+            plan = await asyncio.to_thread(self.plan_for, scenario)
+            if cfg.agent_name:
+                plan = CallPlan(**{**plan.__dict__, "agent_name": cfg.agent_name})
+            async with RoomService(self.server) as rooms:
+                room = await rooms.open_call(
+                    plan.agent_name,
+                    conversation_id=cid,
+                    caller_identity=f"caller-{cid}",
+                    caller_attributes={"lk.simulator": "true"},
+                    dispatch_metadata=dispatch_metadata,
+                )
+                try:
+                    caller = SyntheticCaller(
+                        self.server.url,
+                        room.caller_token,
+                        plan,
+                        conversation_id=cid,
+                        room_name=room.name,
+                        recording_path=out_dir / "recording.wav",
+                        identity=f"caller-{cid}",
+                    )
+                    self._progress(f"calling {scenario.id} #{repeat} ({cid})")
+                    result = await caller.run()
+                finally:
+                    await rooms.close_call(room)
+            tool_calls = await self._tool_calls(cid, result)
+            failures = tuple(check_expectations(plan, result, tool_calls))
+            outcome = CallOutcome(
+                scenario.id,
+                repeat,
+                cid,
+                out_dir,
+                time.monotonic() - t0,
+                result,
+                failures=failures,
+                error=result.error,
+            )
+        except HarnessError as exc:
+            outcome = CallOutcome(
+                scenario.id, repeat, cid, out_dir, time.monotonic() - t0, result, error=exc
+            )
+        except Exception as exc:  # a harness bug: keep the call's data, report as an error
+            log.exception("call %s crashed", cid)
+            outcome = CallOutcome(
+                scenario.id,
+                repeat,
+                cid,
+                out_dir,
+                time.monotonic() - t0,
+                result,
+                error=InfrastructureError(f"harness crashed: {type(exc).__name__}: {exc}"),
+            )
+        write_artifacts(outcome)
+        self._progress(f"{scenario.id} #{repeat}: {outcome.verdict} in {outcome.duration_s:.1f}s")
+        return outcome
+
+    async def _tool_calls(self, cid: str, result: CallResult) -> list[ToolCall] | None:
+        if self.collector is None:
+            return None
+        instance = await self.collector.instance_ready(
+            cid, timeout=self.config.trace_settle_s + 10, require_layers=("conversational",)
+        )
+        return [
+            ToolCall(c.name, c.arguments, c.started_at, c.is_error) for c in instance.tool_calls
+        ]
+
+
+def write_artifacts(outcome: CallOutcome) -> None:
+    """transcript.json and timings.json next to recording.wav, written atomically."""
+    d = outcome.artifacts
+    d.mkdir(parents=True, exist_ok=True)
+    res = outcome.result
+    turns = res.turns if res else ()
+    transcript = {
+        "conversation_id": outcome.conversation_id,
+        "scenario_id": outcome.scenario_id,
+        "turns": [
+            {
+                "index": t.index,
+                "kind": t.kind,
+                "caller": t.text,
+                "agent_heard": t.agent_heard,
+                "agent_said": t.agent_said,
+            }
+            for t in turns
+        ],
+    }
+    timings = {
+        "conversation_id": outcome.conversation_id,
+        "verdict": outcome.verdict,
+        "duration_s": round(outcome.duration_s, 3),
+        "error": str(outcome.error) if outcome.error else None,
+        "failures": list(outcome.failures),
+        "call": res.to_json() if res else None,
+    }
+    for name, data in (("transcript.json", transcript), ("timings.json", timings)):
+        tmp = d / (name + ".part")
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, d / name)
+
+
+def session_failure(outcome: CallOutcome) -> HarnessError | None:
+    """The error to raise for an outcome: infrastructure first, then agent failures."""
+    if outcome.verdict == "pass":
+        return None
+    if outcome.error is not None:
+        return outcome.error
+    return CallFailure("\n".join(outcome.failures))
+
+
+class Schedule:
+    """Calls submitted ahead of time, so up to K run at once while pytest reports each
+    item in order. Keys are (scenario id, repeat)."""
+
+    def __init__(self, session: CallSession) -> None:
+        self.session = session
+        self._futures: dict[tuple[str, int], concurrent.futures.Future[CallOutcome]] = {}
+
+    def ensure(self, calls: list[tuple[Scenario, int]]) -> None:
+        for scenario, repeat in calls:
+            key = (scenario.id, repeat)
+            if key not in self._futures:
+                self._futures[key] = self.session.submit(scenario, repeat)
+
+    def outcome(self, scenario: Scenario, repeat: int) -> CallOutcome:
+        self.ensure([(scenario, repeat)])
+        timeout = scenario.timeouts.call_s + 180  # rendering and queueing behind K calls
+        try:
+            return self._futures[(scenario.id, repeat)].result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise InfrastructureError(
+                f"call {scenario.id} #{repeat} did not finish within {timeout:.0f}s"
+            ) from None

@@ -1,0 +1,211 @@
+"""Scenario files: the caller's script, its timing and what the agent must do.
+
+Loading reports every problem as ``scenarios/x.yaml:12: turns[2].say: field required``.
+Unknown keys are errors, so a typo never silently disables an expectation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from harness.errors import ScenarioError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToolExpectation(_Strict):
+    """The agent called tool ``name``, with at least these ``args`` (case-insensitive values)."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class Expect(_Strict):
+    """Expectations on the agent's reply to one caller turn (or to the greeting)."""
+
+    reply_contains: list[str] = Field(default_factory=list)
+    reply_matches: str | None = None
+    tool_called: ToolExpectation | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if isinstance(data.get("reply_contains"), str):
+                data["reply_contains"] = [data["reply_contains"]]
+            if isinstance(data.get("tool_called"), str):
+                data["tool_called"] = {"name": data["tool_called"]}
+        return data
+
+
+class Turn(_Strict):
+    """One caller turn: something said, or a silence of ``silence_ms``."""
+
+    say: str | None = None
+    silence_ms: Annotated[int, Field(ge=0, le=600_000)] | None = None
+    expect: Expect | None = None
+    voice: Any = None  # a voice spec, see harness.voices
+    conditions: Any = None  # audio conditions, see harness.audio
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Turn:
+        if self.say is None and self.silence_ms is None:
+            raise ValueError("say: field required (or give `silence_ms` for a silent turn)")
+        if self.say is not None and self.silence_ms is not None:
+            raise ValueError("a turn has `say` or `silence_ms`, not both")
+        if self.say is not None and not self.say.strip():
+            raise ValueError("`say` is empty")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "say" if self.say is not None else "silence"
+
+
+class Timeouts(_Strict):
+    """Seconds. ``turn_s`` bounds each wait for the agent; ``call_s`` the whole call."""
+
+    agent_join_s: Annotated[float, Field(gt=0, le=600)] = 20.0
+    turn_s: Annotated[float, Field(gt=0, le=600)] = 20.0
+    call_s: Annotated[float, Field(gt=0, le=3600)] = 180.0
+
+
+class Scenario(_Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    description: str = ""
+    agent: str = "clinic"
+    greeting: Expect | None = None
+    agent_speaks_first: bool = True
+    voice: Any = None
+    conditions: Any = None
+    timeouts: Timeouts = Timeouts()
+    turns: Annotated[list[Turn], Field(min_length=1)]
+
+    _path: Path | None = PrivateAttr(default=None)
+    _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def line_of(self, *loc: str | int) -> int | None:
+        """The source line of a field, e.g. ``line_of("turns", 2, "say")``."""
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in self._lines:
+                return self._lines[loc[:n]]
+        return None
+
+    def error(self, message: str, *loc: str | int) -> ScenarioError:
+        return ScenarioError(
+            message, file=self._path, line=self.line_of(*loc), field=_render_loc(loc) or None
+        )
+
+
+def _render_loc(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _index_lines(node: yaml.Node, prefix: tuple = ()) -> Iterator[tuple[tuple, int]]:
+    yield prefix, node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value
+            yield (*prefix, k), key.start_mark.line + 1
+            for sub, line in _index_lines(value, (*prefix, k)):
+                if sub != (*prefix, k):
+                    yield sub, line
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _index_lines(item, (*prefix, i))
+
+
+def _pydantic_loc(loc: tuple) -> tuple:
+    # drop pydantic's union/validator markers such as 'function-after[...]' or 'int'
+    return tuple(p for p in loc if isinstance(p, int) or not ("[" in p or p in {"str", "int"}))
+
+
+def parse_scenario(text: str, path: str | Path = "<string>") -> Scenario:
+    path = Path(path)
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ScenarioError(
+            f"invalid YAML: {getattr(exc, 'problem', exc)}",
+            file=path,
+            line=mark.line + 1 if mark else None,
+        ) from None
+    if node is None:
+        raise ScenarioError("empty scenario file", file=path)
+    lines = dict(_index_lines(node))
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ScenarioError("a scenario is a mapping with `id` and `turns`", file=path, line=1)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = _pydantic_loc(err["loc"])
+        line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "field required"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling)"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+            field, sep, rest = msg.partition(": ")
+            if sep and field.isidentifier():  # the validator names a sub-field
+                loc, msg = (*loc, field), rest
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ScenarioError(msg + more, file=path, line=line, field=_render_loc(loc)) from None
+    scenario._path = path
+    scenario._lines = lines
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario: {exc.strerror}", file=path) from None
+    return parse_scenario(text, path)
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Scenario files under the given files or directories, sorted, each once."""
+    found: dict[Path, None] = {}
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted([*p.rglob("*.yaml"), *p.rglob("*.yml")]):
+                found[f] = None
+        elif p.exists():
+            found[p] = None
+        else:
+            raise ScenarioError("no such file or directory", file=p)
+    return list(found)
+
+
+def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
+    scenarios = [load_scenario(p) for p in discover(paths)]
+    seen: dict[str, Path | None] = {}
+    for s in scenarios:
+        if s.id in seen:
+            raise s.error(f"duplicate scenario id {s.id!r} (also in {seen[s.id]})", "id")
+        seen[s.id] = s.path
+    return scenarios

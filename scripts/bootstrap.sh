@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Installs everything the harness, its tests and `make demo` need, idempotently:
+#   1. Debian packages (offline TTS engines, ffmpeg, sox, promtool, tcpdump, iproute2)
+#   2. a venv in .venv with the project in editable mode plus dev extras
+#   3. the real LiveKit server, built with `go install`, in .tools/bin (git-ignored)
+# Each step is skipped when already done, so a second run takes about a second.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+LIVEKIT_VERSION=${LIVEKIT_VERSION:-v1.13.5}
+TOOLS=${HARNESS_TOOLS_DIR:-$ROOT/.tools}
+VENV=${HARNESS_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k ffmpeg sox libopus0 tcpdump iproute2 prometheus)
+
+say() { printf '[tools] %s\n' "$*" >&2; }
+die() { printf '[tools] ERROR: %s\n' "$*" >&2; exit 1; }
+
+step_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then say "apt packages: present"; return; fi
+  [ "$(id -u)" = 0 ] || die "missing Debian packages: ${missing[*]}. Run as root, or: sudo apt-get install -y ${missing[*]}"
+  say "apt packages: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "command failed: apt-get update"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "command failed: apt-get install -y ${missing[*]}"
+}
+
+step_venv() {
+  local stamp="$VENV/.harness-installed"
+  local want
+  want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
+    say "venv: up to date ($VENV)"; return
+  fi
+  say "venv: installing the project with dev extras into $VENV"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" || die "command failed: $PYTHON -m venv $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null || die "command failed: pip install --upgrade pip"
+  "$VENV/bin/python" -m pip install -q -e ".[dev]" || die "command failed: $VENV/bin/pip install -e '.[dev]'"
+  echo "$want" > "$stamp"
+}
+
+server_hint() {
+  cat >&2 <<TXT
+[tools] To use another LiveKit server instead of building one, either
+[tools]   - point LIVEKIT_SERVER_BIN at a livekit-server $LIVEKIT_VERSION binary, or
+[tools]   - set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET to a running server
+[tools] and run the command again.
+TXT
+}
+
+step_server() {
+  if [ -n "${LIVEKIT_SERVER_BIN:-}" ]; then
+    [ -x "$LIVEKIT_SERVER_BIN" ] || die "LIVEKIT_SERVER_BIN=$LIVEKIT_SERVER_BIN is not an executable file"
+    say "livekit-server: using LIVEKIT_SERVER_BIN=$LIVEKIT_SERVER_BIN"; return
+  fi
+  local bin="$TOOLS/bin/livekit-server" stamp="$TOOLS/livekit-server.version"
+  if [ -x "$bin" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$LIVEKIT_VERSION" ]; then
+    say "livekit-server: $LIVEKIT_VERSION present ($bin)"; return
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    if [ -n "${LIVEKIT_URL:-}" ]; then say "livekit-server: no Go, but LIVEKIT_URL is set; tests will use $LIVEKIT_URL"; return; fi
+    say "command failed: go (Go is not installed; it is needed to build livekit-server)"
+    server_hint; exit 1
+  fi
+  mkdir -p "$TOOLS/bin"
+  local cmd="go install github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION"
+  say "livekit-server: building with '$cmd' (a few minutes the first time; the Go build cache makes later builds fast)"
+  if ! GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod $cmd >"$TOOLS/go-install.log" 2>&1; then
+    tail -n 20 "$TOOLS/go-install.log" >&2
+    say "command failed: GOBIN=$TOOLS/bin $cmd (full log: $TOOLS/go-install.log)"
+    server_hint; exit 1
+  fi
+  mv -f "$TOOLS/bin/server" "$bin"
+  "$bin" --version >/dev/null 2>&1 || { say "command failed: $bin --version"; server_hint; exit 1; }
+  echo "$LIVEKIT_VERSION" > "$stamp"
+  say "livekit-server: $("$bin" --version) installed at $bin"
+}
+
+case "${1:-all}" in
+  apt) step_apt ;;
+  venv) step_venv ;;
+  server) step_server ;;
+  all) step_apt; step_venv; step_server ;;
+  *) die "usage: $0 [all|apt|venv|server]" ;;
+esac

@@ -1,0 +1,111 @@
+"""Issue-level guarantees of a real call: truthful latency, classified failures,
+real concurrency, and a recording with both sides on their own channel."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from harness.engine import CallOutcome
+from harness.scenario import parse_scenario
+
+pytestmark = pytest.mark.e2e
+
+
+def median_latency(outcome: CallOutcome) -> float:
+    assert outcome.result is not None
+    lat = outcome.result.response_latencies_ms
+    assert lat, f"no response latencies measured: {outcome.describe()}"
+    return statistics.median(lat)
+
+
+def test_added_llm_latency_shows_up_in_measured_response_latency(clinic_session, smoke_scenarios):
+    booking = smoke_scenarios["booking"]
+    medians = {}
+    for extra in (0, 1500):
+        with clinic_session(env={"CLINIC_EXTRA_LLM_LATENCY_MS": str(extra)}) as session:
+            runs = [session.run(booking, repeat=r) for r in (1, 2)]
+        for o in runs:
+            assert o.verdict == "pass", o.describe()
+        medians[extra] = statistics.median([median_latency(o) for o in runs])
+    rise = medians[1500] - medians[0]
+    print(
+        f"median response latency: {medians[0]:.0f} ms -> {medians[1500]:.0f} ms (+{rise:.0f} ms)"
+    )
+    assert 1350 <= rise <= 1650, medians
+
+
+def test_agent_killed_mid_call_fails_with_the_turn(clinic_session, smoke_scenarios):
+    booking = smoke_scenarios["booking"]
+    with clinic_session() as session:
+        future = session.submit(booking)
+        time.sleep(12)  # past the greeting, into the first turns
+        assert not future.done(), future.result().describe()
+        t_kill = time.monotonic()
+        session.agent.kill()
+        outcome = future.result(timeout=booking.timeouts.turn_s + 60)
+        elapsed = time.monotonic() - t_kill
+    assert outcome.verdict == "fail", outcome.describe()
+    assert "agent left the room at turn" in str(outcome.error)
+    assert elapsed <= booking.timeouts.turn_s + 5, f"took {elapsed:.1f}s to notice"
+    print(f"{outcome.error} ({elapsed:.1f}s after the kill)")
+
+
+def test_concurrent_calls_overlap(clinic_session, smoke_scenarios):
+    scenarios = list(smoke_scenarios.values())
+    with clinic_session(concurrency=4) as session:
+        singles = [session.run(s) for s in scenarios]
+        longest = max(o.duration_s for o in singles)
+        t0 = time.monotonic()
+        futures = [session.submit(s, r) for s in scenarios for r in (2, 3)]
+        outcomes = [f.result(timeout=600) for f in futures]
+        wall = time.monotonic() - t0
+    for o in singles + outcomes:
+        assert o.verdict == "pass", o.describe()
+    print(
+        f"longest single call {longest:.1f}s; {len(outcomes)} calls at concurrency 4 "
+        f"took {wall:.1f}s ({wall / longest:.2f}x)"
+    )
+    assert wall <= 1.5 * longest
+
+
+def test_recording_has_caller_left_and_agent_right(clinic_session, smoke_scenarios):
+    with clinic_session() as session:
+        outcome = session.run(smoke_scenarios["booking"])
+    assert outcome.verdict == "pass", outcome.describe()
+    with wave.open(str(outcome.artifacts / "recording.wav")) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, 48000)
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, 2) / 32768
+    res = outcome.result
+    t0 = res.started_at
+
+    def rms(ch: int, a: float, b: float) -> float:
+        seg = pcm[int((a - t0) * 48000) : int((b - t0) * 48000), ch]
+        return float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0
+
+    for turn in res.turns:
+        if turn.kind == "say":
+            # the caller is on the left while it speaks; the agent is silent on the right
+            assert rms(0, turn.caller_start, turn.caller_end) > 0.01, turn
+            assert rms(1, turn.caller_start + 0.2, turn.caller_end - 0.2) < 0.003, turn
+        if turn.agent_onset:
+            assert rms(1, turn.agent_onset, turn.agent_offset) > 0.01, turn
+            assert rms(0, turn.agent_onset + 0.1, turn.agent_offset) < 0.003, turn
+
+
+def test_unreachable_agent_is_an_infrastructure_error(clinic_session):
+    scenario = parse_scenario(
+        "id: nobody\nagent: no-such-agent\ntimeouts: {agent_join_s: 3}\nturns:\n  - say: hello\n"
+    )
+    with clinic_session() as session:
+        t0 = time.monotonic()
+        outcome = session.run(scenario)
+    assert outcome.verdict == "error"
+    assert "never joined" in str(outcome.error)
+    assert time.monotonic() - t0 < 10
+    assert threading.active_count() < 50

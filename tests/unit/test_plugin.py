@@ -1,0 +1,41 @@
+"""The pytest plugin as users see it (collection and options; no server needed)."""
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def test_scenario_typo_is_a_collection_error_with_file_and_line(pytester: pytest.Pytester):
+    pytester.makefile(
+        ".yaml",
+        **{"scenarios/x": "id: x\nturns:\n  - say: hi\n  - expect: {reply_contains: [a]}\n"},
+    )
+    result = pytester.runpytest_subprocess("scenarios", "-p", "harness.pytest_plugin")
+    result.stdout.fnmatch_lines(["*scenarios/x.yaml:4: turns[[]1[]].say: field required*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # collection errors stop the session
+
+
+def test_calls_option_repeats_each_scenario(pytester: pytest.Pytester):
+    pytester.makefile(".yaml", **{"scenarios/a": "id: a\nturns:\n  - say: hi\n"})
+    result = pytester.runpytest_subprocess("scenarios", "--collect-only", "-q", "--calls", "3")
+    result.stdout.fnmatch_lines(["*a.yaml::a[[]1[]]", "*a.yaml::a[[]2[]]", "*a.yaml::a[[]3[]]"])
+
+
+def test_options_are_one_group_and_have_ini_twins(pytester: pytest.Pytester):
+    result = pytester.runpytest_subprocess("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "synthetic calls against LiveKit voice agents:",
+            "*--livekit-url=LIVEKIT_URL*",
+            "*--agent-cmd=AGENT_CMD*",
+            "*--concurrency=CONCURRENCY*",
+        ]
+    )
+    assert "harness_concurrency" in result.stdout.str()
+
+
+def test_bad_option_value_is_a_usage_error(pytester: pytest.Pytester):
+    pytester.makefile(".yaml", **{"scenarios/a": "id: a\nturns:\n  - say: hi\n"})
+    pytester.makeini("[pytest]\nharness_calls = many\n")
+    result = pytester.runpytest_subprocess("scenarios", "--collect-only")
+    result.stderr.fnmatch_lines(["*--calls='many': expected int*"])
