@@ -9,6 +9,7 @@ import numpy as np
 
 from harness.audio.clip import Clip
 from harness.scenario import Expect, Scenario, Timeouts
+from harness.voices.base import TTSCacheMiss
 
 CALL_RATE = 48000
 # Samples quieter than this (linear, ~ -40 dBFS) count as silence when finding speech bounds.
@@ -62,6 +63,8 @@ def render_plan(scenario: Scenario, voice: Synthesizer | None = None) -> CallPla
         if turn.say is not None:
             try:
                 clip = voice.synthesize(turn.say).resample(CALL_RATE)
+            except TTSCacheMiss as miss:  # infrastructure: the suite was not rendered
+                raise miss.for_turn(i) from None
             except Exception as exc:
                 raise scenario.error(
                     f"cannot render this turn's audio: {exc}", "turns", i - 1, "say"
