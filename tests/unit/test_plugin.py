@@ -10,7 +10,7 @@ def test_scenario_typo_is_a_collection_error_with_file_and_line(pytester: pytest
         ".yaml",
         **{"scenarios/x": "id: x\nturns:\n  - say: hi\n  - expect: {reply_contains: [a]}\n"},
     )
-    result = pytester.runpytest_subprocess("scenarios", "-p", "harness.pytest_plugin")
+    result = pytester.runpytest_subprocess("scenarios")
     result.stdout.fnmatch_lines(["*scenarios/x.yaml:4: turns[[]1[]].say: field required*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED  # collection errors stop the session
 
