@@ -53,6 +53,8 @@ class TurnRecord:
     agent_speech_ms: float
     agent_said: str
     agent_heard: str
+    barge_in_ms: float | None = None
+    spoken_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ class _OpenTurn:
     start: float  # monotonic
     end: float | None
     latency_from: float | None  # caller speech end, for response latency
+    barge_in_ms: float | None = None  # how far into the agent's speech the caller started
 
 
 @dataclass
@@ -287,6 +290,8 @@ class SyntheticCaller:
         self.identity = identity
         self._open: list[_OpenTurn] = []
         self._current_turn = 0
+        self._barge_onset: float | None = None
+        self._spoken = {t.index: t.spoken_text for t in plan.turns}
 
     async def run(self) -> CallResult:
         timeline = _Timeline()
@@ -447,12 +452,18 @@ class SyntheticCaller:
             if disconnected.is_set():
                 raise InfrastructureError(f"lost the connection to LiveKit at {self.url}")
             self._current_turn = turn.index
-            await self._wait(
-                lambda: not listener.speaking(time.monotonic()),
-                t.turn_s,
-                CallFailure(f"agent kept talking for {t.turn_s:.0f}s before turn {turn.index}"),
-                listener,
-            )
+            if turn.barge_in_ms is not None:
+                at = await self._barge_in_point(listener, turn)
+                await self._sleep_until(at, listener)
+            else:
+                await self._wait(
+                    lambda: not listener.speaking(time.monotonic()),
+                    t.turn_s,
+                    CallFailure(f"agent kept talking for {t.turn_s:.0f}s before turn {turn.index}"),
+                    listener,
+                )
+                if turn.pause_before_s:
+                    await self._sleep_until(time.monotonic() + turn.pause_before_s, listener)
             if turn.kind == "say":
                 await self._say(sender, listener, turn)
             else:
@@ -465,18 +476,35 @@ class SyntheticCaller:
         )
         await asyncio.sleep(0.3)  # let the last transcripts land
 
+    async def _barge_in_point(self, listener: _AgentListener, turn: PlannedTurn) -> float:
+        """When to start a barge-in turn: ``barge_in_ms`` into the agent's latest reply."""
+        prev = self._open[-1].start if self._open else listener.timeline.t0
+        await self._wait(
+            lambda: listener.onset_after(prev) is not None,
+            self.plan.timeouts.turn_s,
+            CallFailure(f"no agent speech to barge into at turn {turn.index}", turn=turn.index),
+            listener,
+        )
+        onset = listener.onset_after(prev)
+        assert onset is not None and turn.barge_in_ms is not None
+        self._barge_onset = onset
+        return onset + turn.barge_in_ms / 1000
+
+    async def _sleep_until(self, at: float, listener: _AgentListener) -> None:
+        await self._wait(
+            lambda: time.monotonic() >= at,
+            max(0.0, at - time.monotonic()) + 1,
+            CallFailure("internal wait overran"),
+            listener,
+        )
+
     async def _await_reply(self, listener: _AgentListener, *, after: float, turn: int) -> float:
+        """Wait for the agent's reply to start; the next turn waits for it to end."""
         t = self.plan.timeouts
         await self._wait(
             lambda: listener.onset_after(after) is not None,
             t.turn_s,
             CallFailure(f"agent never spoke after turn {turn} (waited {t.turn_s:.0f}s)", turn=turn),
-            listener,
-        )
-        await self._wait(
-            lambda: not listener.speaking(time.monotonic()),
-            t.turn_s,
-            CallFailure(f"agent kept talking for {t.turn_s:.0f}s at turn {turn}", turn=turn),
             listener,
         )
         onset = listener.onset_after(after)
@@ -487,10 +515,18 @@ class SyntheticCaller:
         assert turn.audio is not None
         pb = sender.play(turn.audio.to_int16())
         start = await asyncio.wait_for(pb.started, 5)
-        await asyncio.wait_for(pb.finished, turn.audio.duration + 10)
+        await self._wait(
+            pb.finished.done,
+            turn.audio.duration + 10,
+            InfrastructureError("the caller's audio stalled"),
+            listener,
+        )
         lead, tail = turn.speech_bounds
         speech_start, speech_end = start + lead, start + tail
-        self._record(turn.index, "say", turn.text, speech_start, speech_end, speech_end)
+        barge = None
+        if turn.barge_in_ms is not None and self._barge_onset is not None:
+            barge = round((speech_start - self._barge_onset) * 1000, 1)
+        self._record(turn.index, "say", turn.text, speech_start, speech_end, speech_end, barge)
         await self._await_reply(listener, after=speech_start, turn=turn.index)
 
     async def _stay_silent(self, listener: _AgentListener, turn: PlannedTurn) -> None:
@@ -517,8 +553,9 @@ class SyntheticCaller:
         start: float,
         end: float | None,
         latency_from: float | None,
+        barge_in_ms: float | None = None,
     ) -> None:
-        self._open.append(_OpenTurn(index, kind, text, start, end, latency_from))
+        self._open.append(_OpenTurn(index, kind, text, start, end, latency_from, barge_in_ms))
 
     def _turn_records(self, listener: _AgentListener, ended: float) -> tuple[TurnRecord, ...]:
         """A turn's window runs from its start to the next turn's start (or the hang-up):
@@ -545,6 +582,8 @@ class SyntheticCaller:
                     agent_speech_ms=round(listener.speech_between(rec.start, until) * 1000, 1),
                     agent_said=listener.text_between(rec.start, until, of_agent=True),
                     agent_heard=listener.text_between(rec.start, until, of_agent=False),
+                    barge_in_ms=rec.barge_in_ms,
+                    spoken_text=self._spoken.get(rec.index),
                 )
             )
         return tuple(out)

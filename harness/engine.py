@@ -24,7 +24,7 @@ from harness.agent_process import AgentProcess
 from harness.caller import CallResult, SyntheticCaller
 from harness.config import SessionConfig
 from harness.errors import CallFailure, HarnessError, InfrastructureError
-from harness.expectations import ToolCall, check_expectations
+from harness.expectations import check_call_expectations, check_expectations, tool_calls_of
 from harness.livekit import LocalServer, RoomService, ServerInfo, new_conversation_id
 from harness.livekit.server import remote_from_env
 from harness.plan import CallPlan, render_plan
@@ -226,7 +226,7 @@ class CallSession:
         try:
             plan = await asyncio.to_thread(self.plan_for, scenario)
             if cfg.agent_name:
-                plan = CallPlan(**{**plan.__dict__, "agent_name": cfg.agent_name})
+                plan = plan.with_agent(cfg.agent_name)
             async with RoomService(self.server) as rooms:
                 room = await rooms.open_call(
                     plan.agent_name,
@@ -249,8 +249,16 @@ class CallSession:
                     result = await caller.run()
                 finally:
                     await rooms.close_call(room)
-            tool_calls = await self._tool_calls(cid, result)
-            failures = tuple(check_expectations(plan, result, tool_calls))
+            instance = await self._collect(cid, plan, result)
+            if instance is not None:
+                await asyncio.to_thread(save_instance, instance, out_dir)
+            else:
+                _save_caller_only(result, out_dir)
+            tool_calls = tool_calls_of(instance)
+            failures = tuple(
+                check_expectations(plan, result, tool_calls)
+                + check_call_expectations(plan, instance, result.ended_at)
+            )
             outcome = CallOutcome(
                 scenario.id,
                 repeat,
@@ -262,6 +270,8 @@ class CallSession:
                 error=result.error,
             )
         except HarnessError as exc:
+            if result is not None:  # keep what the caller measured
+                _save_caller_only(result, out_dir)
             outcome = CallOutcome(
                 scenario.id, repeat, cid, out_dir, time.monotonic() - t0, result, error=exc
             )
@@ -280,15 +290,34 @@ class CallSession:
         self._progress(f"{scenario.id} #{repeat}: {outcome.verdict} in {outcome.duration_s:.1f}s")
         return outcome
 
-    async def _tool_calls(self, cid: str, result: CallResult) -> list[ToolCall] | None:
+    async def _collect(self, cid: str, plan: CallPlan, result: CallResult) -> Any | None:
+        """The call's Instance from the collector, with the caller's side attached; None
+        when nothing was traced. An incomplete instance is returned as such: a finding."""
         if self.collector is None:
             return None
-        instance = await self.collector.instance_ready(
-            cid, timeout=self.config.trace_settle_s + 10, require_layers=("conversational",)
-        )
-        return [
-            ToolCall(c.name, c.arguments, c.started_at, c.is_error) for c in instance.tool_calls
-        ]
+        # an agent that traces has sent its first spans by now; don't wait for one that doesn't
+        deadline = time.monotonic() + 2.0
+        while not self.collector.spans(cid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if not self.collector.spans(cid):
+            return None
+        workflow_s = plan.workflow_timeout_s
+        layers = ("conversational", "workflow") if workflow_s else ("conversational",)
+        timeout = workflow_s if workflow_s else self.config.trace_settle_s + 10
+        instance = await self.collector.instance_ready(cid, timeout, require_layers=layers)
+        return instance.with_caller(result.to_json(), "recording.wav")
+
+
+def _save_caller_only(result: CallResult, out_dir: Path) -> None:
+    tmp = out_dir / "caller.json.part"
+    tmp.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    os.replace(tmp, out_dir / "caller.json")
+
+
+def save_instance(instance: Any, out_dir: Path) -> None:
+    from harness.trace.otlp import save_instance as save
+
+    save(instance, out_dir)
 
 
 def write_artifacts(outcome: CallOutcome) -> None:

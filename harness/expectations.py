@@ -23,6 +23,21 @@ class ToolCall:
     is_error: bool = False
 
 
+def tool_calls_of(instance: Any | None) -> list[ToolCall] | None:
+    """The Instance's tool calls in the form expectations check; None without a trace."""
+    if instance is None:
+        return None
+    return [
+        ToolCall(
+            c.name,
+            c.arguments if isinstance(c.arguments, dict) else {},
+            c.span.start_ns / 1e9,
+            c.is_error,
+        )
+        for c in instance.tool_calls
+    ]
+
+
 def _args_match(want: dict[str, Any], got: dict[str, Any]) -> bool:
     return all(
         str(got.get(k, "")).strip().lower() == str(v).strip().lower() for k, v in want.items()
@@ -95,3 +110,55 @@ def check_expectations(
             _check(expect, turns[pos], _window(turns, pos, result.ended_at), tool_calls)
         )
     return failures
+
+
+def check_call_expectations(plan: CallPlan, instance: Any | None, ended_at: float) -> list[str]:
+    """Cross-layer expectations (background actions, after-call steps) on the Instance."""
+    expect = plan.expect
+    if expect is None or not (expect.background or expect.after_call):
+        return []
+    if instance is None:
+        return ["cannot check background/after-call expectations: no trace was collected"]
+    out: list[str] = []
+    for want in expect.background:
+        found = [a for a in instance.actions if a.name == want.action]
+        if not found:
+            seen = ", ".join(sorted({a.name for a in instance.actions})) or "none"
+            out.append(f"background: action {want.action!r} was not performed (actions: {seen})")
+            continue
+        for a in found:
+            if want.approval is not None and a.approval != want.approval:
+                kind = "mutating action" if a.mutating else "action"
+                out.append(
+                    f"background: {kind} {a.name!r} ran with approval {a.approval or 'none'!r}, "
+                    f"expected {want.approval!r}"
+                    + (
+                        " (an unapproved mutating action)"
+                        if a.mutating and a.approval != "approved"
+                        else ""
+                    )
+                )
+            if want.mutating is not None and a.mutating != want.mutating:
+                out.append(
+                    f"background: action {a.name!r} mutating={a.mutating}, expected {want.mutating}"
+                )
+    if expect.after_call and not instance.complete:
+        out.append(instance.incomplete_reason or "after-call workflow did not complete")
+        return out
+    for want in expect.after_call:
+        steps = [s for s in instance.workflow if s.name == want.step]
+        if not steps:
+            seen = ", ".join(s.name for s in instance.workflow) or "none"
+            out.append(f"after-call: step {want.step!r} did not run (steps: {seen})")
+            continue
+        step = steps[-1]
+        if step.status != want.status and not (want.status == "ok" and step.status == "unset"):
+            detail = f": {step.status_message}" if step.status_message else ""
+            out.append(f"after-call: step {want.step!r} ended {step.status}{detail}")
+        late = step.end_ns / 1e9 - ended_at
+        if late > want.within:
+            out.append(
+                f"after-call: step {want.step!r} finished {late:.1f}s after hang-up "
+                f"(allowed {want.within:.0f}s)"
+            )
+    return out

@@ -50,7 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "synthetic calls against LiveKit voice agents")
     for name, ini, typ, default, help_ in _OPTIONS:
         flag = "--" + name.replace("_", "-")
-        group.addoption(flag, dest=f"harness_{name}", type=typ, default=None, help=help_)
+        group.addoption(
+            flag, dest=f"harness_{name}", type=typ, default=None, metavar=name.upper(), help=help_
+        )
         parser.addini(ini, help_, default=None if default is None else str(default))
 
 

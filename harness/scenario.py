@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import ScenarioError
 
@@ -46,14 +54,84 @@ class Expect(_Strict):
         return data
 
 
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, dict) else value
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``15``, ``"15s"``, ``"500ms"`` or ``"2m"``."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().lower()
+    for unit, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(unit):
+            try:
+                return float(text[: -len(unit)]) * factor
+            except ValueError:
+                break
+    raise ValueError(f"{value!r} is not a duration: write e.g. 15s, 500ms or 2m")
+
+
+class ActionExpectation(_Strict):
+    """The background layer performed ``action`` (with this approval, if given)."""
+
+    action: str
+    approval: Literal["approved", "denied", "skipped"] | None = None
+    mutating: bool | None = None
+
+
+class WorkflowExpectation(_Strict):
+    """The after-call workflow ran ``step`` with ``status`` within ``within`` of hang-up."""
+
+    step: str
+    status: Literal["ok", "error"] = "ok"
+    within: float = 15.0
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class CallExpect(_Strict):
+    """Expectations on the whole call, across layers."""
+
+    background: list[ActionExpectation] = Field(default_factory=list)
+    after_call: list[WorkflowExpectation] = Field(default_factory=list)
+
+    @field_validator("background", "after_call", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return _as_list(v)
+
+
+class Hesitation(_Strict):
+    """Say ``filler`` and pause ``pause_ms`` after word ``after_word`` (default: mid-sentence)."""
+
+    filler: str = "um"
+    pause_ms: Annotated[int, Field(ge=0, le=10_000)] = 600
+    after_word: Annotated[int, Field(ge=1)] | None = None
+
+
 class Turn(_Strict):
-    """One caller turn: something said, or a silence of ``silence_ms``."""
+    """One caller turn: something said, or a silence of ``silence_ms``.
+
+    Behaviours: ``pause_before_ms`` waits that long after the agent finished before
+    speaking; ``barge_in_ms`` starts speaking that many ms into the agent's reply to the
+    previous turn instead of waiting for it to end; ``hesitate`` inserts a filler and a
+    pause mid-sentence; ``self_correct`` first says the given words, then "no, sorry",
+    then the sentence.
+    """
 
     say: str | None = None
     silence_ms: Annotated[int, Field(ge=0, le=600_000)] | None = None
     expect: Expect | None = None
     voice: Any = None  # a voice spec, see harness.voices
-    conditions: Any = None  # audio conditions, see harness.audio
+    conditions: Any = None  # audio conditions, see harness.audio; replaces the call's
+    pause_before_ms: Annotated[int, Field(ge=0, le=120_000)] = 0
+    barge_in_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
+    hesitate: Hesitation | None = None
+    self_correct: str | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Turn:
@@ -63,6 +141,8 @@ class Turn(_Strict):
             raise ValueError("a turn has `say` or `silence_ms`, not both")
         if self.say is not None and not self.say.strip():
             raise ValueError("`say` is empty")
+        if self.say is None and (self.hesitate or self.self_correct or self.barge_in_ms):
+            raise ValueError("hesitate, self_correct and barge_in_ms need a `say`")
         return self
 
     @property
@@ -86,6 +166,8 @@ class Scenario(_Strict):
     agent_speaks_first: bool = True
     voice: Any = None
     conditions: Any = None
+    seed: int = 0
+    expect: CallExpect | None = None
     timeouts: Timeouts = Timeouts()
     turns: Annotated[list[Turn], Field(min_length=1)]
 
@@ -133,9 +215,22 @@ def _index_lines(node: yaml.Node, prefix: tuple = ()) -> Iterator[tuple[tuple, i
             yield from _index_lines(item, (*prefix, i))
 
 
-def _pydantic_loc(loc: tuple) -> tuple:
-    # drop pydantic's union/validator markers such as 'function-after[...]' or 'int'
-    return tuple(p for p in loc if isinstance(p, int) or not ("[" in p or p in {"str", "int"}))
+_MARKERS = {"str", "int", "float", "bool", "list", "dict", "none", "is-instance"}
+
+
+def _pydantic_loc(loc: tuple, lines: dict[tuple, int], missing: bool) -> tuple:
+    """The error's location in the file's terms: keep what exists in the YAML (and a
+    missing field's own name); drop pydantic's union and validator markers."""
+    out: tuple = ()
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if (*out, part) in lines or isinstance(part, int) or (last and missing):
+            out = (*out, part)
+        elif "[" in str(part) or part in _MARKERS:
+            continue
+        else:
+            out = (*out, part)
+    return out
 
 
 def parse_scenario(text: str, path: str | Path = "<string>") -> Scenario:
@@ -152,14 +247,22 @@ def parse_scenario(text: str, path: str | Path = "<string>") -> Scenario:
     if node is None:
         raise ScenarioError("empty scenario file", file=path)
     lines = dict(_index_lines(node))
-    data = yaml.safe_load(text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ScenarioError(
+            f"invalid YAML: {getattr(exc, 'problem', exc)}",
+            file=path,
+            line=mark.line + 1 if mark else None,
+        ) from None
     if not isinstance(data, dict):
         raise ScenarioError("a scenario is a mapping with `id` and `turns`", file=path, line=1)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = _pydantic_loc(err["loc"])
+        loc = _pydantic_loc(err["loc"], lines, err["type"] == "missing")
         line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
         msg = err["msg"]
         if err["type"] == "missing":

@@ -25,7 +25,7 @@ def test_options_are_one_group_and_have_ini_twins(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("--help")
     result.stdout.fnmatch_lines(
         [
-            "synthetic calls against LiveKit voice agents:",
+            "*synthetic calls against LiveKit voice agents:",
             "*--livekit-url=LIVEKIT_URL*",
             "*--agent-cmd=AGENT_CMD*",
             "*--concurrency=CONCURRENCY*",
