@@ -42,6 +42,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if any(o.verdict == "fail" for o in outcomes) else 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.show import render_tree
+    from harness.trace.otlp import load_instance
+
+    print(render_tree(load_instance(args.path, args.conversation)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Synthetic-call regression tests for LiveKit voice agents."
@@ -57,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=1, help="run up to K calls at once")
     run.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
     run.set_defaults(func=cmd_run)
+
+    show = sub.add_parser("show", help="print a saved call's Instance as a tree across layers")
+    show.add_argument("path", help="a call's artifacts directory or a trace .jsonl file")
+    show.add_argument("--conversation", default=None, help="pick one in a multi-call file")
+    show.set_defaults(func=cmd_show)
     return parser
 
 
