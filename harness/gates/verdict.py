@@ -1,0 +1,168 @@
+"""Verdicts: each gate applied to a run's (or a window's) scores."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from harness.gates.model import QUANTILES, Gate, GatesConfig
+from harness.gates.statistics import statistic_ci, statistic_value
+from harness.gates.store import ScoreStore
+
+if TYPE_CHECKING:
+    from harness.baseline import BaselineComparison
+
+__all__ = ["Status", "Verdict", "evaluate_gate", "evaluate_gates", "format_value"]
+
+Status = Literal["pass", "warn", "fail", "insufficient"]
+_RANK = {"pass": 0, "warn": 1, "fail": 2}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One gate's outcome.
+
+    ``value`` is the gate's statistic over the ``n`` samples that match it (None without
+    samples); ``ci`` its 95 % confidence interval (see :mod:`harness.sketch`; ``-inf``/``inf``
+    for an end the data cannot bound; None when undefined); ``threshold`` the threshold
+    crossed (fail, else warn), or for a pass the first threshold it would cross; for a
+    baseline regression, the baseline value worsened by the rule's ``max_regression``.
+    ``insufficient`` means fewer than ``min_samples`` samples: a warning, never a pass.
+    ``quantiles`` holds p50, p90, p95 and p99 of the same samples, for the table.
+    """
+
+    gate: Gate
+    status: Status
+    value: float | None
+    n: int
+    ci: tuple[float, float] | None
+    threshold: float | None
+    detail: str
+    unit: str | None = None
+    quantiles: tuple[tuple[str, float | None], ...] = ()
+    baseline: BaselineComparison | None = None
+
+    @property
+    def name(self) -> str:
+        return self.gate.name
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
+
+    @property
+    def warning(self) -> bool:
+        """Warn or insufficient samples: report it, do not fail on it."""
+        return self.status in ("warn", "insufficient")
+
+
+def format_value(value: float | None, unit: str | None) -> str:
+    """A value in its unit, for people: ``812 ms``, ``4.1 %``, ``3``."""
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if unit == "ms":
+        return f"{value:.0f} ms" if abs(value) < 100_000 else f"{value / 1000:.0f} s"
+    if unit in ("ratio", "bool"):
+        return f"{value * 100:.1f} %"
+    if unit == "count":
+        return f"{value:g}"
+    if unit:
+        return f"{value:.4g} {unit}"
+    return f"{value:.4g}"
+
+
+def _ci_text(ci: tuple[float, float] | None, unit: str | None) -> str:
+    if ci is None:
+        return ""
+    return f"95 % CI [{format_value(ci[0], unit)}, {format_value(ci[1], unit)}]"
+
+
+def evaluate_gate(gate: Gate, store: ScoreStore, baseline: ScoreStore | None = None) -> Verdict:
+    """Apply ``gate`` to the scores in ``store`` (and its baseline rule to ``baseline``)."""
+    dist = store.select(gate.metric, gate.span, gate.layer)
+    unit = gate.unit or store.unit(gate.metric)
+    n = dist.count
+    value = statistic_value(dist, gate.statistic)
+    ci = statistic_ci(dist, gate.statistic) if n else None
+    quantiles = tuple((k, dist.quantile(q) if n else None) for k, q in QUANTILES.items())
+    first = gate.warn if gate.warn is not None else gate.fail
+    where = "" if gate.where == "all" else f" ({gate.where})"
+
+    def verdict(
+        status: Status, threshold: float | None, detail: str, cmp: BaselineComparison | None = None
+    ) -> Verdict:
+        return Verdict(gate, status, value, n, ci, threshold, detail, unit, quantiles, cmp)
+
+    if n == 0:
+        return verdict(
+            "insufficient",
+            first,
+            f"no samples of {gate.metric}{where}; need {gate.min_samples}",
+        )
+    shown = f"{gate.statistic} = {format_value(value, unit)}"
+    if n < gate.min_samples:
+        would = ""
+        assert value is not None
+        if gate.crossed(value, gate.fail):
+            would = f"; {shown} would fail"
+        elif gate.crossed(value, gate.warn):
+            would = f"; {shown} would warn"
+        return verdict(
+            "insufficient",
+            first,
+            f"insufficient samples: n={n} < min_samples={gate.min_samples}{would}",
+        )
+
+    assert value is not None
+    sign = ">" if gate.direction == "above" else "<"
+    if gate.crossed(value, gate.fail):
+        status: Status = "fail"
+        threshold = gate.fail
+        detail = f"{shown} {sign} fail {format_value(gate.fail, unit)}"
+    elif gate.crossed(value, gate.warn):
+        status, threshold = "warn", gate.warn
+        detail = f"{shown} {sign} warn {format_value(gate.warn, unit)}"
+    else:
+        status, threshold = "pass", first
+        detail = shown
+        if (
+            ci is not None
+            and first is not None
+            and gate.crossed(ci[1] if gate.direction == "above" else ci[0], first)
+        ):
+            detail += (
+                f"; its {_ci_text(ci, unit)} reaches {format_value(first, unit)}: "
+                "more calls would settle it"
+            )
+    if ci is not None and status != "pass":
+        detail += f" ({_ci_text(ci, unit)}, n={n})"
+
+    cmp = None
+    if gate.baseline is not None and baseline is not None:
+        from harness.baseline import compare
+
+        cmp = compare(gate, store, baseline)
+        if cmp is not None:
+            detail += f"; baseline: {cmp.detail}"
+            if cmp.regressed and _RANK[gate.baseline.severity] > _RANK[status]:
+                status = gate.baseline.severity
+                # the limit the run crossed: the baseline value worsened by max_regression
+                assert cmp.baseline is not None
+                step = abs(cmp.baseline) * cmp.limit
+                threshold = cmp.baseline + (step if gate.direction == "above" else -step)
+    return verdict(status, threshold, detail, cmp)
+
+
+def evaluate_gates(
+    gates: GatesConfig | Iterable[Gate], store: ScoreStore, baseline: ScoreStore | None = None
+) -> list[Verdict]:
+    """One :class:`Verdict` per gate, in the gates' order."""
+    return [evaluate_gate(g, store, baseline) for g in gates]
