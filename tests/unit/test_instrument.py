@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -168,12 +169,16 @@ def test_conversation_from_job_with_livekit_types():
         metadata=json.dumps({"conversation_id": "c-real"}),
         room=models.Room(name="room-real", sid="RM_1"),
     )
-    ctx = SimpleNamespace(job=job, room=rtc.Room())  # a JobContext before connect()
-    assert in_fresh_context(instrument.conversation_from_job, ctx) == "c-real"
-    ctx2 = SimpleNamespace(
-        job=agent.Job(id="AJ_2", room=models.Room(name="room-b")), room=rtc.Room()
-    )
-    assert in_fresh_context(instrument.conversation_from_job, ctx2) == "room-b"
+    loop = asyncio.new_event_loop()  # rtc.Room binds to a loop; don't depend on a global one
+    try:
+        ctx = SimpleNamespace(job=job, room=rtc.Room(loop=loop))  # a JobContext before connect()
+        assert in_fresh_context(instrument.conversation_from_job, ctx) == "c-real"
+        ctx2 = SimpleNamespace(
+            job=agent.Job(id="AJ_2", room=models.Room(name="room-b")), room=rtc.Room(loop=loop)
+        )
+        assert in_fresh_context(instrument.conversation_from_job, ctx2) == "room-b"
+    finally:
+        loop.close()
 
 
 def test_livekit_agents_spans_join_and_are_stamped():
