@@ -170,6 +170,7 @@ def test_conversation_from_job_with_livekit_types():
         room=models.Room(name="room-real", sid="RM_1"),
     )
     loop = asyncio.new_event_loop()  # rtc.Room binds to a loop; don't depend on a global one
+    asyncio.set_event_loop(loop)
     try:
         ctx = SimpleNamespace(job=job, room=rtc.Room(loop=loop))  # a JobContext before connect()
         assert in_fresh_context(instrument.conversation_from_job, ctx) == "c-real"
@@ -178,6 +179,7 @@ def test_conversation_from_job_with_livekit_types():
         )
         assert in_fresh_context(instrument.conversation_from_job, ctx2) == "room-b"
     finally:
+        asyncio.set_event_loop(None)
         loop.close()
 
 
