@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError, InfrastructureError, ScenarioError
+from harness.scoring import gates_config, gates_failed, gates_report, score_path, session_verdicts
 
 
 def _progress(msg: str) -> None:
@@ -35,11 +36,57 @@ def cmd_run(args: argparse.Namespace) -> int:
         schedule = Schedule(session)
         schedule.ensure(calls)
         outcomes = [schedule.outcome(s, r) for s, r in calls]
+        store = session.scores.store
     print(call_table(outcomes))
+    verdicts = session_verdicts(store, gates_config(args.gates), _baseline(args.baseline))
+    print()
+    print(gates_report(verdicts))
     print(f"artifacts: {config.run_dir}")
     if any(o.verdict == "error" for o in outcomes):
         return 2
-    return 1 if any(o.verdict == "fail" for o in outcomes) else 0
+    failed = any(o.verdict == "fail" for o in outcomes)
+    return 1 if failed or (args.gate and gates_failed(verdicts)) else 0
+
+
+def _baseline(path: str | None):
+    from harness.baseline import load_baseline
+
+    return load_baseline(path) if path else None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    store, n = score_path(args.path)
+    if n == 0:
+        raise ScenarioError("no saved instances (trace.jsonl) found", file=args.path)
+    print(f"{n} calls from {args.path}")
+    verdicts = session_verdicts(store, gates_config(args.gates), _baseline(args.baseline))
+    print(gates_report(verdicts))
+    return 1 if gates_failed(verdicts) else 0
+
+
+def cmd_gates_export(args: argparse.Namespace) -> int:
+    from harness.gates import prometheus_rules
+
+    rules = prometheus_rules(gates_config(args.gates), window=args.window)
+    if args.out:
+        tmp = Path(args.out + ".part")
+        tmp.write_text(rules)
+        tmp.replace(args.out)
+        _progress(f"wrote Prometheus rules to {args.out}")
+    else:
+        print(rules, end="")
+    return 0
+
+
+def cmd_baseline_save(args: argparse.Namespace) -> int:
+    from harness.baseline import save_baseline
+
+    store, n = score_path(args.run)
+    if n == 0:
+        raise ScenarioError("no saved instances (trace.jsonl) found", file=args.run)
+    path = save_baseline(store, args.out, meta={"source": str(args.run), "calls": n})
+    print(f"baseline of {n} calls written to {path}")
+    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -64,7 +111,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--calls", type=int, default=1, help="repeat each scenario N times")
     run.add_argument("--concurrency", type=int, default=1, help="run up to K calls at once")
     run.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
+    run.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
+    run.add_argument("--baseline", default=None, help="baseline file for baseline gates")
+    run.add_argument("--gate", action="store_true", help="exit non-zero when a gate fails")
     run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("evaluate", help="evaluators and gates over saved instances")
+    ev.add_argument("path", help="a run directory, a call directory or an OTLP .jsonl export")
+    ev.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
+    ev.add_argument("--baseline", default=None, help="baseline file for baseline gates")
+    ev.set_defaults(func=cmd_evaluate)
+
+    gates = sub.add_parser("gates", help="work with the gates file").add_subparsers(
+        dest="gates_command", required=True
+    )
+    export = gates.add_parser("export", help="export the gates as Prometheus alerting rules")
+    export.add_argument("--prometheus", action="store_true", required=True)
+    export.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
+    export.add_argument("--window", default="5m", help="rate/quantile window (default 5m)")
+    export.add_argument("--out", default=None, help="write here instead of stdout")
+    export.set_defaults(func=cmd_gates_export)
+
+    base = sub.add_parser("baseline", help="save a run as the baseline").add_subparsers(
+        dest="baseline_command", required=True
+    )
+    save = base.add_parser("save", help="store a run's sketches as a baseline")
+    save.add_argument("run", help="the run directory (.harness/runs/<run-id>)")
+    save.add_argument("--out", default=".harness/baseline.json", help="baseline file")
+    save.set_defaults(func=cmd_baseline_save)
 
     show = sub.add_parser("show", help="print a saved call's Instance as a tree across layers")
     show.add_argument("path", help="a call's artifacts directory or a trace .jsonl file")

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -29,6 +30,7 @@ from harness.livekit import LocalServer, RoomService, ServerInfo, new_conversati
 from harness.livekit.server import remote_from_env
 from harness.plan import CallPlan, render_plan
 from harness.scenario import Scenario
+from harness.scoring import SessionScores, expected_end_state, score_instance
 
 log = logging.getLogger("harness.engine")
 T = TypeVar("T")
@@ -46,6 +48,7 @@ class CallOutcome:
     result: CallResult | None
     failures: tuple[str, ...] = ()
     error: HarnessError | None = None
+    scores: tuple[Any, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -107,6 +110,7 @@ class CallSession:
         self.collector: Any = None
         self._sem: asyncio.Semaphore | None = None
         self._plans: dict[str, CallPlan] = {}
+        self.scores = SessionScores(config.run_dir)
         self._plan_lock = threading.Lock()
 
     # ---- lifecycle
@@ -249,12 +253,14 @@ class CallSession:
                     result = await caller.run()
                 finally:
                     await rooms.close_call(room)
-            instance = await self._collect(cid, plan, result)
-            if instance is not None:
-                await asyncio.to_thread(save_instance, instance, out_dir)
-            else:
-                _save_caller_only(result, out_dir)
-            tool_calls = tool_calls_of(instance)
+            traced = await self._collect(cid, plan, result)
+            instance = traced or bare_instance(cid)
+            caller = {**result.to_json(), "expected_end_state": expected_end_state(plan)}
+            instance = dc_replace(instance.with_caller(caller, "recording.wav"), source=out_dir)
+            await asyncio.to_thread(save_instance, instance, out_dir)
+            scores = tuple(await asyncio.to_thread(score_instance, instance, plan))
+            self.scores.record(scores, conversation_id=cid, scenario=scenario.id, repeat=repeat)
+            tool_calls = tool_calls_of(traced)
             failures = tuple(
                 check_expectations(plan, result, tool_calls)
                 + check_call_expectations(plan, instance, result.ended_at)
@@ -268,6 +274,7 @@ class CallSession:
                 result,
                 failures=failures,
                 error=result.error,
+                scores=scores,
             )
         except HarnessError as exc:
             if result is not None:  # keep what the caller measured
@@ -291,8 +298,8 @@ class CallSession:
         return outcome
 
     async def _collect(self, cid: str, plan: CallPlan, result: CallResult) -> Any | None:
-        """The call's Instance from the collector, with the caller's side attached; None
-        when nothing was traced. An incomplete instance is returned as such: a finding."""
+        """The call's Instance from the collector; None when nothing was traced. An
+        incomplete instance is returned as such: a finding."""
         if self.collector is None:
             return None
         # an agent that traces has sent its first spans by now; don't wait for one that doesn't
@@ -304,8 +311,7 @@ class CallSession:
         workflow_s = plan.workflow_timeout_s
         layers = ("conversational", "workflow") if workflow_s else ("conversational",)
         timeout = workflow_s if workflow_s else self.config.trace_settle_s + 10
-        instance = await self.collector.instance_ready(cid, timeout, require_layers=layers)
-        return instance.with_caller(result.to_json(), "recording.wav")
+        return await self.collector.instance_ready(cid, timeout, require_layers=layers)
 
 
 def _save_caller_only(result: CallResult, out_dir: Path) -> None:
@@ -318,6 +324,13 @@ def save_instance(instance: Any, out_dir: Path) -> None:
     from harness.trace.otlp import save_instance as save
 
     save(instance, out_dir)
+
+
+def bare_instance(conversation_id: str) -> Any:
+    """An Instance with no spans, for an agent that exports no traces."""
+    from harness.trace.instance import Instance
+
+    return Instance(conversation_id)
 
 
 def write_artifacts(outcome: CallOutcome) -> None:

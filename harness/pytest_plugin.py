@@ -43,6 +43,12 @@ _OPTIONS: list[tuple[str, str, type, Any, str]] = [
     ("artifacts", "harness_artifacts", str, ".harness/runs", "directory for per-call artifacts"),
 ]
 
+# Gate settings: not call settings, so not part of SessionConfig.
+_GATE_OPTIONS: list[tuple[str, str, str]] = [
+    ("gates", "harness_gates", "gates file (default: harness.yaml, pyproject, built-ins)"),
+    ("baseline", "harness_baseline", "baseline file from `harness baseline save`"),
+]
+
 _SESSION = pytest.StashKey[dict]()
 
 
@@ -54,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             flag, dest=f"harness_{name}", type=typ, default=None, metavar=name.upper(), help=help_
         )
         parser.addini(ini, help_, default=None if default is None else str(default))
+    for name, ini, help_ in _GATE_OPTIONS:
+        group.addoption(f"--{name}", dest=f"harness_{name}", metavar="FILE", help=help_)
+        parser.addini(ini, help_, default=None)
 
 
 def _setting(config: pytest.Config, name: str, ini: str, typ: type, default: Any) -> Any:
@@ -85,7 +94,14 @@ def session_config(config: pytest.Config):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: needs the real LiveKit server and agent processes")
-    config.stash[_SESSION] = {"session": None, "schedule": None, "error": None, "outcomes": []}
+    config.stash[_SESSION] = {
+        "session": None,
+        "schedule": None,
+        "error": None,
+        "outcomes": [],
+        "gate_run": None,
+        "verdicts": None,
+    }
     session_config(config)  # bad option values are usage errors now, not at the first call
 
 
@@ -132,6 +148,8 @@ class ScenarioItem(pytest.Item):
         self.config.stash[_SESSION]["outcomes"].append(self.outcome)
         self.user_properties.append(("conversation_id", self.outcome.conversation_id))
         self.user_properties.append(("artifacts", str(self.outcome.artifacts)))
+        for score in self.outcome.scores:  # JUnit XML properties
+            self.user_properties.append((score_property_name(score), score.value))
         if self.outcome.verdict == "error":
             raise self.outcome.error
 
@@ -170,13 +188,69 @@ def _schedule(config: pytest.Config):
     return state["schedule"]
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    outcomes = config.stash[_SESSION]["outcomes"]
-    if outcomes:
-        from harness.summary import call_table
+def score_property_name(score: Any) -> str:
+    where = score.span or score.layer
+    turn = f"[turn {score.turn}]" if score.turn is not None else ""
+    return f"score.{score.name}" + (f".{where}" if where else "") + turn
 
-        terminalreporter.section("harness calls")
-        terminalreporter.write_line(call_table(outcomes))
+
+def _gate_setting(config: pytest.Config, name: str, ini: str) -> str | None:
+    return config.getoption(f"harness_{name}") or config.getini(ini) or None
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:  # pytest-xdist controller
+    _gate_run(node.config).add_worker_output(getattr(node, "workeroutput", {}))
+
+
+def _gate_run(config: pytest.Config):
+    from harness.scoring import GateRun
+
+    state = config.stash[_SESSION]
+    if state["gate_run"] is None:
+        state["gate_run"] = GateRun()
+    return state["gate_run"]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from harness.scoring import GateRun, gates_failed
+    from harness.summary import CallRow
+
+    config = session.config
+    state = config.stash[_SESSION]
+    rows = [CallRow.from_outcome(o) for o in state["outcomes"]]
+    local = state["session"].scores.store if state["session"] is not None else None
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller gates
+        if local is not None:
+            config.workeroutput.update(GateRun.worker_output(local, rows))
+        return
+    run = _gate_run(config)
+    if local is not None:
+        run.add(local, rows)
+    if not run.rows:
+        return
+    verdicts = run.verdicts(
+        _gate_setting(config, "gates", "harness_gates"),
+        _gate_setting(config, "baseline", "harness_baseline"),
+        config.rootpath,
+    )
+    state["verdicts"] = verdicts
+    if gates_failed(verdicts) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a deploy gate: fail the session
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from harness.scoring import gates_report
+    from harness.summary import call_table
+
+    state = config.stash[_SESSION]
+    run = state["gate_run"]
+    if run is None or not run.rows:
+        return
+    terminalreporter.section("harness calls")
+    terminalreporter.write_line(call_table(run.rows))
+    if state["verdicts"] is not None:
+        terminalreporter.section("harness gates")
+        terminalreporter.write_line(gates_report(state["verdicts"]))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
