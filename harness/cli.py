@@ -97,6 +97,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audio_render(args: argparse.Namespace) -> int:
+    from harness.render import render_scenario_audio
+
+    paths = render_scenario_audio(
+        args.scenario, args.out, conditions=args.conditions, seed=args.seed
+    )
+    print(f"wrote {len(paths)} files to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Synthetic-call regression tests for LiveKit voice agents."
@@ -131,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--window", default="5m", help="rate/quantile window (default 5m)")
     export.add_argument("--out", default=None, help="write here instead of stdout")
     export.set_defaults(func=cmd_gates_export)
+
+    audio = sub.add_parser("audio", help="caller audio").add_subparsers(
+        dest="audio_command", required=True
+    )
+    render = audio.add_parser("render", help="write each turn's caller audio as it will be sent")
+    render.add_argument("scenario", help="a scenario file")
+    render.add_argument("--out", required=True, help="output directory")
+    render.add_argument("--conditions", default=None, help="a preset to apply instead")
+    render.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    render.set_defaults(func=cmd_audio_render)
 
     base = sub.add_parser("baseline", help="save a run as the baseline").add_subparsers(
         dest="baseline_command", required=True

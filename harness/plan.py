@@ -136,7 +136,9 @@ def render_plan(
     seed = scenario.seed if seed is None else seed
     call_voice = voice or _voice(scenario.voice, scenario, "voice")
     override = _chain(conditions, scenario, "conditions") if conditions is not None else None
-    call_chain = override or _chain(scenario.conditions, scenario, "conditions")
+    call_chain = (
+        override if override is not None else _chain(scenario.conditions, scenario, "conditions")
+    )
     turns = []
     for i, turn in enumerate(scenario.turns, start=1):
         loc = ("turns", i - 1)
