@@ -100,10 +100,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_audio_render(args: argparse.Namespace) -> int:
     from harness.render import render_scenario_audio
 
-    paths = render_scenario_audio(
-        args.scenario, args.out, conditions=args.conditions, seed=args.seed
-    )
-    print(f"wrote {len(paths)} files to {args.out}")
+    render_scenario_audio(args.scenario, args.out, conditions=args.conditions, seed=args.seed)
     return 0
 
 
