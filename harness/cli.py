@@ -48,6 +48,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed or (args.gate and gates_failed(verdicts)) else 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from harness.engine import CallSession, SessionConfig
+    from harness.scenario import load_scenario
+    from harness.sweep import sweep_conditions, sweep_table
+
+    scenario = load_scenario(args.scenario)
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    config = SessionConfig(
+        livekit_url=args.livekit_url,
+        agent_cmd=args.agent_cmd,
+        concurrency=args.concurrency,
+        artifacts=Path(args.artifacts),
+    )
+    with CallSession(config, on_progress=_progress) as session:
+        rows = sweep_conditions(session, scenario, conditions, calls=args.calls)
+    print(sweep_table(rows))
+    print(f"artifacts: {config.run_dir}")
+    return 0
+
+
 def _baseline(path: str | None):
     from harness.baseline import load_baseline
 
@@ -122,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--baseline", default=None, help="baseline file for baseline gates")
     run.add_argument("--gate", action="store_true", help="exit non-zero when a gate fails")
     run.set_defaults(func=cmd_run)
+
+    sw = sub.add_parser("sweep", help="one scenario under several audio conditions")
+    sw.add_argument("scenario", help="a scenario file")
+    sw.add_argument(
+        "--conditions",
+        default="clean,quiet_office,noisy_street_5db,bad_cell",
+        help="comma-separated presets (default: %(default)s)",
+    )
+    sw.add_argument("--calls", type=int, default=1, help="calls per condition")
+    sw.add_argument("--livekit-url", default=None, help="default: LIVEKIT_URL, else local")
+    sw.add_argument("--agent-cmd", default=None, help="start this agent worker for the run")
+    sw.add_argument("--concurrency", type=int, default=2, help="run up to K calls at once")
+    sw.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
+    sw.set_defaults(func=cmd_sweep)
 
     ev = sub.add_parser("evaluate", help="evaluators and gates over saved instances")
     ev.add_argument("path", help="a run directory, a call directory or an OTLP .jsonl export")

@@ -192,43 +192,64 @@ class CallSession:
         self.close()
 
     # ---- calls
-    def plan_for(self, scenario: Scenario) -> CallPlan:
-        """Render a scenario once per session (the TTS cache makes later sessions fast)."""
+    def plan_for(self, scenario: Scenario, conditions: Any = None) -> CallPlan:
+        """Render a scenario once per session and condition (the TTS cache makes later
+        sessions fast). ``conditions`` overrides the scenario's own, e.g. a preset name."""
+        key = (scenario.id, json.dumps(conditions, sort_keys=True, default=str))
         with self._plan_lock:
-            if scenario.id not in self._plans:
-                self._plans[scenario.id] = render_plan(scenario)
-            return self._plans[scenario.id]
+            if key not in self._plans:
+                self._plans[key] = render_plan(scenario, conditions=conditions)
+            return self._plans[key]
 
     def submit(
-        self, scenario: Scenario, repeat: int = 1, *, dispatch_metadata: dict | None = None
+        self,
+        scenario: Scenario,
+        repeat: int = 1,
+        *,
+        dispatch_metadata: dict | None = None,
+        conditions: Any = None,
+        label: str | None = None,
     ) -> concurrent.futures.Future[CallOutcome]:
+        """Schedule one call. ``label`` names its artifacts directory (default: the id)."""
         if self._loop is None:
             raise RuntimeError("CallSession.submit() before start()")
-        return self._loop.submit(self._guarded_call(scenario, repeat, dispatch_metadata))
+        return self._loop.submit(
+            self._guarded_call(scenario, repeat, dispatch_metadata, conditions, label)
+        )
 
     def run(self, scenario: Scenario, repeat: int = 1, **kw: Any) -> CallOutcome:
         timeout = scenario.timeouts.call_s + 120
         return self.submit(scenario, repeat, **kw).result(timeout)
 
     async def _guarded_call(
-        self, scenario: Scenario, repeat: int, dispatch_metadata: dict | None
+        self,
+        scenario: Scenario,
+        repeat: int,
+        dispatch_metadata: dict | None,
+        conditions: Any = None,
+        label: str | None = None,
     ) -> CallOutcome:
         assert self._sem is not None
         async with self._sem:
-            return await self._call(scenario, repeat, dispatch_metadata)
+            return await self._call(scenario, repeat, dispatch_metadata, conditions, label)
 
     async def _call(
-        self, scenario: Scenario, repeat: int, dispatch_metadata: dict | None
+        self,
+        scenario: Scenario,
+        repeat: int,
+        dispatch_metadata: dict | None,
+        conditions: Any = None,
+        label: str | None = None,
     ) -> CallOutcome:
         assert self.server is not None
         cfg = self.config
-        out_dir = cfg.run_dir / call_dir_name(scenario.id, repeat)
+        out_dir = cfg.run_dir / call_dir_name(label or scenario.id, repeat)
         out_dir.mkdir(parents=True, exist_ok=True)
         cid = new_conversation_id()
         t0 = time.monotonic()
         result: CallResult | None = None
         try:
-            plan = await asyncio.to_thread(self.plan_for, scenario)
+            plan = await asyncio.to_thread(self.plan_for, scenario, conditions)
             if cfg.agent_name:
                 plan = plan.with_agent(cfg.agent_name)
             async with RoomService(self.server) as rooms:

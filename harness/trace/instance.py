@@ -597,7 +597,7 @@ def _make_turn(
     return Turn(
         index=index,
         kind=kind,
-        caller_said=_text(ct.get("text")),
+        caller_said=_text(ct.get("spoken_text") or ct.get("text")),
         agent_heard=heard,
         agent_said=agent_said,
         interrupted=interrupted,

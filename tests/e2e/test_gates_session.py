@@ -1,0 +1,79 @@
+"""The deploy gate end to end: a pytest session of 30 real calls fails the p90 latency gate
+when the agent regressed, passes when it did not, and says the same with pytest-xdist."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+pytest_plugins = ["pytester"]
+
+SUITE = Path(__file__).parent / "suites" / "quick_hours.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+CALLS = 30
+
+
+def verdicts(text: str) -> dict[str, str]:
+    """gate name -> verdict, from a gates table."""
+    pattern = r"^(\w+)\s.*\s(PASS|WARN|FAIL|INSUFFICIENT)\s*$"
+    return {m.group(1): m.group(2) for m in re.finditer(pattern, text, re.M)}
+
+
+def run_session(pytester: pytest.Pytester, monkeypatch, *, fault: bool, workers: int):
+    (pytester.path / "scenarios").mkdir()
+    shutil.copy(SUITE, pytester.path / "scenarios" / SUITE.name)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the agent command imports examples.clinic
+    if fault:
+        monkeypatch.setenv("CLINIC_EXTRA_LLM_LATENCY_MS", "2500")
+        monkeypatch.setenv("CLINIC_EXTRA_LLM_LATENCY_SHARE", "0.2")
+    else:
+        monkeypatch.delenv("CLINIC_EXTRA_LLM_LATENCY_MS", raising=False)
+    args = [
+        str(pytester.path / "scenarios"),
+        f"--rootdir={pytester.path}",
+        "-p",
+        "no:cacheprovider",
+        "--calls",
+        str(CALLS),
+        "--concurrency",
+        "4" if workers == 0 else "2",
+        "--agent-cmd",
+        "{python} -m examples.clinic.agent start",
+        "--artifacts",
+        str(pytester.path / "runs"),
+    ]
+    if workers:
+        args += ["-n", str(workers)]
+    result = pytester.runpytest_subprocess(*args, timeout=1500)
+    out = result.stdout.str()
+    row = re.search(r"^e2e_latency_p90\s.*?(PASS|WARN|FAIL|INSUFFICIENT)\s*$", out, re.M)
+    assert row, out[-4000:]
+    print(row.group(0))
+    return result, row.group(1), out
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["serial", "xdist-2"])
+def test_latency_regression_fails_the_p90_gate(pytester, monkeypatch, workers):
+    result, verdict, out = run_session(pytester, monkeypatch, fault=True, workers=workers)
+    assert verdict == "FAIL", out[-4000:]
+    assert f"{CALLS} passed" in out  # every call passed its own expectations ...
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # ... yet the session fails: a gate
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["serial", "xdist-2"])
+def test_healthy_agent_passes_the_p90_gate(pytester, monkeypatch, capsys, workers):
+    result, verdict, out = run_session(pytester, monkeypatch, fault=False, workers=workers)
+    assert verdict == "PASS", out[-4000:]
+    assert result.ret == pytest.ExitCode.OK, out[-4000:]
+    # the saved instances give the same verdicts outside pytest: the production path
+    (run_dir,) = [p for p in (pytester.path / "runs").iterdir() if p.is_dir()]
+    from harness.cli import main
+
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir)]) == 0
+    session_table = out.split("harness gates")[-1]
+    assert verdicts(capsys.readouterr().out) == verdicts(session_table)
