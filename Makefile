@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-AGENT_CMD ?= {python} -m examples.clinic.agent start
+AGENT_CMD ?= {python} -m examples.clinic.deploy start
 PYTEST_ARGS ?=
 
 .PHONY: tools demo test test-unit test-e2e lint format bench clean

@@ -113,7 +113,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from harness.show import render_tree
     from harness.trace.otlp import load_instance
 
-    print(render_tree(load_instance(args.path, args.conversation)))
+    print(render_tree(load_instance(args.path, args.conversation), everything=args.all))
     return 0
 
 
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a saved call's Instance as a tree across layers")
     show.add_argument("path", help="a call's artifacts directory or a trace .jsonl file")
     show.add_argument("--conversation", default=None, help="pick one in a multi-call file")
+    show.add_argument("--all", action="store_true", help="also show livekit-agents internals")
     show.set_defaults(func=cmd_show)
     return parser
 

@@ -170,6 +170,12 @@ class CallSession:
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
 
+    def stop_collector(self) -> None:
+        """Take the trace collector away mid-session, as an outage would."""
+        if self.collector is not None and self._loop is not None:
+            self._loop.run(self.collector.stop(), timeout=10)
+            self.collector = None
+
     def close(self) -> None:
         if self.agent is not None:
             self.agent.stop()

@@ -300,6 +300,7 @@ def init_tracing(
             c.AGENT_LAYER: layer,
             c.AGENT_VERSION: version,
             c.DEPLOYMENT_ENVIRONMENT: environment,
+            "process.pid": os.getpid(),
         }
     )
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)

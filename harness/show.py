@@ -11,6 +11,24 @@ from harness.trace import conventions as c
 from harness.trace.instance import Instance, Span
 
 LAYER_ORDER = (c.LAYER_CONVERSATIONAL, c.LAYER_BACKGROUND, c.LAYER_WORKFLOW)
+# livekit-agents internals that say little when reading a call; `harness show --all` keeps them
+QUIET_SPANS = frozenset(
+    {
+        "llm_request",
+        "llm_request_run",
+        "tts_request",
+        "tts_request_run",
+        "tts_stream_adapter",
+        "event_loop_blocked",
+        "setup_toolsets",
+        "on_enter",
+        "on_exit",
+        "user_speaking",
+        "on_user_turn_completed",
+        "session_end_upload",
+        "drain_agent_activity",
+    }
+)
 MAX_TEXT = 60
 
 
@@ -74,11 +92,15 @@ def _line(span: Span, depth: int) -> str:
     return f"{'  ' * depth}{span.name}  {_duration(span)}" + (f"  {attrs}" if attrs else "")
 
 
-def _walk(instance: Instance, span: Span, layer: str | None, depth: int) -> Iterator[str]:
+def _walk(
+    instance: Instance, span: Span, layer: str | None, depth: int, everything: bool
+) -> Iterator[str]:
     yield _line(span, depth)
     for child in sorted(instance.children(span), key=lambda s: s.start_ns):
+        if not everything and child.name in QUIET_SPANS:
+            continue
         if child.layer == layer or child.layer is None:
-            yield from _walk(instance, child, layer, depth + 1)
+            yield from _walk(instance, child, layer, depth + 1, everything)
 
 
 def _layer_roots(instance: Instance, layer: str, spans: list[Span]) -> list[Span]:
@@ -90,7 +112,8 @@ def _layer_roots(instance: Instance, layer: str, spans: list[Span]) -> list[Span
     return sorted(roots, key=lambda s: s.start_ns)
 
 
-def render_tree(instance: Instance) -> str:
+def render_tree(instance: Instance, *, everything: bool = False) -> str:
+    """The instance as text; ``everything`` also shows livekit-agents' internal spans."""
     services = sorted({s.service_name or "?" for s in instance.spans})
     state = "complete" if instance.complete else f"INCOMPLETE: {instance.incomplete_reason}"
     lines = [
@@ -112,7 +135,7 @@ def render_tree(instance: Instance) -> str:
                 lines.append(f"  ↳ under {parent.layer} span {parent.name!r}")
             elif root.links:
                 lines.append("  ↳ linked to the call")
-            lines.extend(_walk(instance, root, name, 1))
+            lines.extend(_walk(instance, root, name, 1, everything))
     caller = instance.caller
     if caller:
         said = [t for t in caller.get("turns", []) if t.get("kind") == "say"]

@@ -13,7 +13,7 @@ from harness.engine import CallSession, SessionConfig
 from harness.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-CLINIC_CMD = "{python} -m examples.clinic.agent start"
+CLINIC_CMD = "{python} -m examples.clinic.deploy start"
 
 
 @pytest.fixture

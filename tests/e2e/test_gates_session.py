@@ -42,7 +42,7 @@ def run_session(pytester: pytest.Pytester, monkeypatch, *, fault: bool, workers:
         "--concurrency",
         "4" if workers == 0 else "2",
         "--agent-cmd",
-        "{python} -m examples.clinic.agent start",
+        "{python} -m examples.clinic.deploy start",
         "--artifacts",
         str(pytester.path / "runs"),
     ]
