@@ -211,6 +211,7 @@ class _AgentListener:
         self.identity: str | None = None
         self.joined_at: float | None = None
         self.left_at: float | None = None
+        self.left_reason: str | None = None
         self.track_at: float | None = None
         self.state: str | None = None
         self.speech: list[list[float]] = []  # [onset, last speech frame end] pairs, monotonic
@@ -291,6 +292,7 @@ class SyntheticCaller:
         self._open: list[_OpenTurn] = []
         self._current_turn = 0
         self._barge_onset: float | None = None
+        self._connected_at = 0.0
         self._spoken = {t.index: t.spoken_text for t in plan.turns}
 
     async def run(self) -> CallResult:
@@ -312,6 +314,14 @@ class SyntheticCaller:
             if p.identity == listener.identity and listener.left_at is None:
                 listener.left_at = time.monotonic()
 
+        def on_quality(p: rtc.Participant, quality: int) -> None:
+            # A crashed agent never says goodbye: the server keeps it in the room, waiting
+            # for a reconnect, for about 20 s. Its connection quality turns LOST sooner.
+            lost = quality == rtc.ConnectionQuality.QUALITY_LOST
+            if lost and p.identity == listener.identity and listener.left_at is None:
+                listener.left_at = time.monotonic()
+                listener.left_reason = "connection lost"
+
         def on_attrs(changed: dict[str, str], p: rtc.Participant) -> None:
             if p.identity == listener.identity and AGENT_STATE_ATTRIBUTE in changed:
                 listener.state = changed[AGENT_STATE_ATTRIBUTE]
@@ -328,6 +338,7 @@ class SyntheticCaller:
         room.on("participant_connected", on_participant)
         room.on("participant_disconnected", on_left)
         room.on("participant_attributes_changed", on_attrs)
+        room.on("connection_quality_changed", on_quality)
         room.on("track_subscribed", on_track)
         room.on("disconnected", lambda *_: disconnected.set())
         room.register_text_stream_handler(TRANSCRIPTION_TOPIC, on_text)
@@ -335,6 +346,7 @@ class SyntheticCaller:
         try:
             async with asyncio.timeout(self.plan.timeouts.call_s):
                 await self._connect(room)
+                self._connected_at = time.monotonic()
                 for p in room.remote_participants.values():
                     on_participant(p)
                     for pub in p.track_publications.values():
@@ -418,8 +430,10 @@ class SyntheticCaller:
         deadline = time.monotonic() + timeout
         while not cond():
             if listener.left_at is not None:
+                why = f" ({listener.left_reason})" if listener.left_reason else ""
                 raise CallFailure(
-                    f"agent left the room at turn {self._current_turn}", turn=self._current_turn
+                    f"agent left the room at turn {self._current_turn}{why}",
+                    turn=self._current_turn,
                 )
             if time.monotonic() >= deadline:
                 raise on_timeout
@@ -443,7 +457,9 @@ class SyntheticCaller:
             CallFailure("agent joined but never published audio", turn=0),
             listener,
         )
-        turn_start = time.monotonic()
+        # the greeting's window opens when the caller connected: the agent may start
+        # speaking (and streaming its transcript) before its track reaches the caller
+        turn_start = self._connected_at
         self._record(0, "greeting", None, turn_start, None, None)
         if self.plan.agent_speaks_first:
             await self._await_reply(listener, after=turn_start, turn=0)

@@ -68,6 +68,59 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_incident_import(args: argparse.Namespace) -> int:
+    from harness.incident import RedactionConfig, import_incident
+
+    if args.no_redact:
+        _progress("WARNING: --no-redact: personal data in the trace and recording is written as is")
+    result = import_incident(
+        Path(args.trace),
+        recording=Path(args.recording) if args.recording else None,
+        caller_channel=args.caller_channel,
+        incident_id=args.id,
+        out_dir=Path(args.out),
+        audio_dir=Path(args.audio_dir),
+        redact=not args.no_redact,
+        redaction_config=RedactionConfig(names=tuple(args.redact_name)),
+        expected=_json_arg(args.expected),
+        overwrite=args.force,
+    )
+    print(result.describe())
+    return 0
+
+
+def cmd_incident_from_run(args: argparse.Namespace) -> int:
+    from harness.incident import from_run
+
+    result = from_run(
+        Path(args.run_dir),
+        incident_id=args.id,
+        out_dir=Path(args.out),
+        audio_dir=Path(args.audio_dir),
+        overwrite=args.force,
+    )
+    print(result.describe())
+    return 0
+
+
+def cmd_incident_replay(args: argparse.Namespace) -> int:
+    from harness.incident import find_fixture
+
+    args.paths = [str(find_fixture(args.incident, Path(args.out)))]
+    return cmd_run(args)
+
+
+def _json_arg(text: str | None):
+    import json
+
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"--expected is not JSON: {exc}") from None
+
+
 def _baseline(path: str | None):
     from harness.baseline import load_baseline
 
@@ -124,6 +177,18 @@ def cmd_audio_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_call_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--livekit-url", default=None, help="default: LIVEKIT_URL, else local")
+    p.add_argument("--agent-name", default=None, help="override each scenario's `agent`")
+    p.add_argument("--agent-cmd", default=None, help="start this agent worker for the run")
+    p.add_argument("--calls", type=int, default=1, help="repeat each scenario N times")
+    p.add_argument("--concurrency", type=int, default=1, help="run up to K calls at once")
+    p.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
+    p.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
+    p.add_argument("--baseline", default=None, help="baseline file for baseline gates")
+    p.add_argument("--gate", action="store_true", help="exit non-zero when a gate fails")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Synthetic-call regression tests for LiveKit voice agents."
@@ -132,15 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run scenarios as real calls and print a per-call table")
     run.add_argument("paths", nargs="+", help="scenario files or directories")
-    run.add_argument("--livekit-url", default=None, help="default: LIVEKIT_URL, else local")
-    run.add_argument("--agent-name", default=None, help="override each scenario's `agent`")
-    run.add_argument("--agent-cmd", default=None, help="start this agent worker for the run")
-    run.add_argument("--calls", type=int, default=1, help="repeat each scenario N times")
-    run.add_argument("--concurrency", type=int, default=1, help="run up to K calls at once")
-    run.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
-    run.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
-    run.add_argument("--baseline", default=None, help="baseline file for baseline gates")
-    run.add_argument("--gate", action="store_true", help="exit non-zero when a gate fails")
+    _add_call_options(run)
     run.set_defaults(func=cmd_run)
 
     sw = sub.add_parser("sweep", help="one scenario under several audio conditions")
@@ -182,6 +239,36 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--conditions", default=None, help="a preset to apply instead")
     render.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     render.set_defaults(func=cmd_audio_render)
+
+    inc = sub.add_parser("incident", help="turn incidents into regression tests").add_subparsers(
+        dest="incident_command", required=True
+    )
+    imp = inc.add_parser("import", help="a production trace (+ recording) -> a scenario fixture")
+    imp.add_argument("trace", help="OTLP JSON-lines export of the call")
+    imp.add_argument("--recording", default=None, help="the call's recording (WAV)")
+    imp.add_argument("--caller-channel", type=int, default=None, help="caller channel (0=left)")
+    imp.add_argument("--id", default=None, help="incident id, e.g. INC-123")
+    imp.add_argument(
+        "--expected", default=None, help='end state as JSON, e.g. {"tool_called": "x"}'
+    )
+    imp.add_argument("--redact-name", action="append", default=[], help="a name to redact")
+    imp.add_argument("--no-redact", action="store_true", help="write personal data as is")
+    imp.add_argument("--force", action="store_true", help="overwrite an existing fixture")
+    imp.add_argument("--out", default="scenarios/incidents", help="fixture directory")
+    imp.add_argument("--audio-dir", default="audio_fixtures/incidents", help="turn audio")
+    imp.set_defaults(func=cmd_incident_import)
+    fr = inc.add_parser("from-run", help="a failed synthetic call's artifacts -> a fixture")
+    fr.add_argument("run_dir", help=".harness/runs/<run>/<scenario>/")
+    fr.add_argument("--id", default=None, help="incident id")
+    fr.add_argument("--force", action="store_true", help="overwrite an existing fixture")
+    fr.add_argument("--out", default="scenarios/incidents", help="fixture directory")
+    fr.add_argument("--audio-dir", default="audio_fixtures/incidents", help="turn audio")
+    fr.set_defaults(func=cmd_incident_from_run)
+    rep = inc.add_parser("replay", help="run an incident fixture against an agent")
+    rep.add_argument("incident", help="incident id or fixture path")
+    rep.add_argument("--out", default="scenarios/incidents", help="fixture directory")
+    _add_call_options(rep)
+    rep.set_defaults(func=cmd_incident_replay)
 
     base = sub.add_parser("baseline", help="save a run as the baseline").add_subparsers(
         dest="baseline_command", required=True

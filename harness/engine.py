@@ -25,7 +25,12 @@ from harness.agent_process import AgentProcess
 from harness.caller import CallResult, SyntheticCaller
 from harness.config import SessionConfig
 from harness.errors import CallFailure, HarnessError, InfrastructureError
-from harness.expectations import check_call_expectations, check_expectations, tool_calls_of
+from harness.expectations import (
+    check_call_expectations,
+    check_expectations,
+    check_score_expectations,
+    tool_calls_of,
+)
 from harness.livekit import LocalServer, RoomService, ServerInfo, new_conversation_id
 from harness.livekit.server import remote_from_env
 from harness.plan import CallPlan, render_plan
@@ -290,7 +295,8 @@ class CallSession:
             tool_calls = tool_calls_of(traced)
             failures = tuple(
                 check_expectations(plan, result, tool_calls)
-                + check_call_expectations(plan, instance, result.ended_at)
+                + check_call_expectations(plan, traced, result.ended_at)
+                + check_score_expectations(plan, result, scores)
             )
             outcome = CallOutcome(
                 scenario.id,

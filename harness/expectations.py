@@ -112,6 +112,35 @@ def check_expectations(
     return failures
 
 
+def check_score_expectations(
+    plan: CallPlan, result: CallResult, scores: Sequence[Any]
+) -> list[str]:
+    """Call-level expectations read from the evaluators' scores and the caller's timings."""
+    expect = plan.expect
+    if expect is None:
+        return []
+    out: list[str] = []
+    if expect.no_loop:
+        for s in scores:
+            if s.name == "loop_detected" and s.value >= 1:
+                out.append(f"the agent repeated itself: {s.detail or 'a loop was detected'}")
+    if expect.max_response_latency_ms is not None:
+        limit = expect.max_response_latency_ms
+        for t in result.turns:
+            if t.response_latency_ms is not None and t.response_latency_ms > limit:
+                out.append(
+                    f"turn {t.index}: response latency {t.response_latency_ms:.0f} ms "
+                    f"exceeds {limit} ms"
+                )
+    if expect.end_state is not None:
+        done = [s for s in scores if s.name == "task_completed" and s.turn is None]
+        if not done:
+            out.append("end state: the task-completion evaluator gave no score")
+        elif done[0].value < 1:
+            out.append(f"end state not reached: {done[0].detail or 'task not completed'}")
+    return out
+
+
 def check_call_expectations(plan: CallPlan, instance: Any | None, ended_at: float) -> list[str]:
     """Cross-layer expectations (background actions, after-call steps) on the Instance."""
     expect = plan.expect

@@ -7,6 +7,7 @@ Unknown keys are errors, so a typo never silently disables an expectation.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -93,16 +94,52 @@ class WorkflowExpectation(_Strict):
         return parse_duration(v)
 
 
+class EndStateSpec(_Strict):
+    """What must be true when the call is over: tools called and background actions done
+    (the ``expected=`` of the task-completion evaluator)."""
+
+    tool_called: list[str | dict[str, Any]] = Field(default_factory=list)
+    action_done: list[str | dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("tool_called", "action_done", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str | dict) else v
+
+
 class CallExpect(_Strict):
     """Expectations on the whole call, across layers."""
 
     background: list[ActionExpectation] = Field(default_factory=list)
     after_call: list[WorkflowExpectation] = Field(default_factory=list)
+    no_loop: bool | None = None  # the agent must not repeat itself (the loops evaluator)
+    max_response_latency_ms: Annotated[int, Field(gt=0, le=120_000)] | None = None
+    end_state: EndStateSpec | None = None
 
     @field_validator("background", "after_call", mode="before")
     @classmethod
     def _listify(cls, v: Any) -> Any:
         return _as_list(v)
+
+
+class IncidentInfo(_Strict):
+    """Where an incident fixture came from (written by ``harness incident import``)."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    source_trace_id: str | None = None
+    conversation_id: str | None = None
+    imported_at: datetime | None = None
+    occurred_at: datetime | None = None
+    severity: Literal["SEV-1", "SEV-2", "SEV-3"]
+    failing_layer: Literal[
+        "speech_recognition",
+        "llm_dialog",
+        "tool_action",
+        "tts",
+        "after_call_workflow",
+        "telephony_transport",
+    ]
+    failed_evaluators: list[str] = Field(default_factory=list)
 
 
 class Hesitation(_Strict):
@@ -168,6 +205,7 @@ class Scenario(_Strict):
     conditions: Any = None
     seed: int = 0
     expect: CallExpect | None = None
+    incident: IncidentInfo | None = None
     timeouts: Timeouts = Timeouts()
     turns: Annotated[list[Turn], Field(min_length=1)]
 

@@ -35,6 +35,8 @@ def expected_end_state(plan: CallPlan | None) -> dict[str, Any] | None:
     """The scenario's expected end state for task completion: its tools and actions."""
     if plan is None:
         return None
+    if plan.expect is not None and plan.expect.end_state is not None:
+        return plan.expect.end_state.model_dump()
     tools = [
         {"name": t.expect.tool_called.name, "args": t.expect.tool_called.args}
         for t in plan.turns

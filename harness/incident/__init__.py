@@ -26,7 +26,13 @@ from harness.incident.classify import (
 from harness.incident.errors import IncidentError
 from harness.incident.estimate import ConditionsEstimate, estimate_conditions, read_recording
 from harness.incident.fixture import IncidentExpect, IncidentInfo, check_fixture
-from harness.incident.importer import OFFLINE_VOICE, ImportResult, from_run, import_incident
+from harness.incident.importer import (
+    OFFLINE_VOICE,
+    ImportResult,
+    find_fixture,
+    from_run,
+    import_incident,
+)
 from harness.incident.redact import (
     KINDS,
     SYNTHETIC,
@@ -63,6 +69,7 @@ __all__ = [
     "classify",
     "estimate_conditions",
     "find_failures",
+    "find_fixture",
     "find_pii",
     "from_run",
     "import_incident",

@@ -22,12 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from harness.scenario import Scenario, parse_scenario
+from harness.scenario import EndStateSpec, IncidentInfo, Scenario, parse_scenario
 
 __all__ = [
     "FixtureSpec",
@@ -45,40 +44,8 @@ COMMENT_WIDTH = 96
 # --- the fields this fixture adds to a scenario ---------------------------------------------
 
 
-class IncidentInfo(BaseModel):
-    """The scenario's top-level ``incident:`` mapping: where the fixture came from."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    source_trace_id: str | None = None
-    conversation_id: str | None = None
-    imported_at: datetime | None = None
-    occurred_at: datetime | None = None
-    severity: Literal["SEV-1", "SEV-2", "SEV-3"]
-    failing_layer: Literal[
-        "speech_recognition",
-        "llm_dialog",
-        "tool_action",
-        "tts",
-        "after_call_workflow",
-        "telephony_transport",
-    ]
-    failed_evaluators: list[str] = Field(default_factory=list)
-
-
-class EndStateSpec(BaseModel):
-    """``expect.end_state``: what must be true when the call is over (the argument of
-    :class:`harness.evaluators.TaskCompletion`'s ``expected=``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tool_called: list[str | dict[str, Any]] = Field(default_factory=list)
-    action_done: list[str | dict[str, Any]] = Field(default_factory=list)
-
-
 class IncidentExpect(BaseModel):
-    """The call-level expectations an incident adds next to ``background`` and ``after_call``."""
+    """The call-level expectations an incident fixture may set (see ``CallExpect``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,7 +54,6 @@ class IncidentExpect(BaseModel):
     end_state: EndStateSpec | None = None
 
 
-_NEW_EXPECT_KEYS = tuple(IncidentExpect.model_fields)
 
 
 # --- emitting ---------------------------------------------------------------------------------
@@ -280,39 +246,11 @@ def render_fixture(spec: FixtureSpec) -> str:
 
 
 def check_fixture(text: str, path: str | Path = "<incident>") -> Scenario:
-    """Parse a fixture as a Scenario; raises :class:`~harness.errors.ScenarioError`.
-
-    Voice specs and conditions are parsed too. While the scenario model lacks the incident
-    fields, they are validated here and removed before the rest is parsed.
-    """
+    """Parse a fixture as a Scenario, voice specs and conditions included; raises
+    :class:`~harness.errors.ScenarioError`."""
     from harness.audio import parse_conditions
-    from harness.errors import ScenarioError
     from harness.voices import parse_voice_spec
 
-    fields = Scenario.model_fields
-    expect_fields = fields["expect"].annotation
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ScenarioError("a fixture is a mapping", file=path)
-    strip_incident = "incident" not in fields
-    model_expect = _model_fields(expect_fields)
-    strip_expect = [k for k in _NEW_EXPECT_KEYS if k not in model_expect]
-    if strip_incident or strip_expect:
-        try:
-            if strip_incident:
-                IncidentInfo.model_validate(data.pop("incident", None))
-            expect = data.get("expect")
-            if isinstance(expect, dict) and strip_expect:
-                IncidentExpect.model_validate(
-                    {k: expect.pop(k) for k in strip_expect if k in expect}
-                )
-                if not expect:
-                    data.pop("expect")
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise ScenarioError(err["msg"], file=path, field=where or None) from None
-        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     scenario = parse_scenario(text, path)
     for i, turn in enumerate(scenario.turns):
         if turn.voice is not None:
@@ -322,8 +260,3 @@ def check_fixture(text: str, path: str | Path = "<incident>") -> Scenario:
     return scenario
 
 
-def _model_fields(annotation: Any) -> set[str]:
-    for arg in (annotation, *getattr(annotation, "__args__", ())):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return set(arg.model_fields)
-    return set()

@@ -13,6 +13,7 @@ text and its measured timing), else from the agent's ``user_turn`` spans (the tr
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -60,6 +61,7 @@ __all__ = [
     "WORD_EVENT",
     "WORD_TEXT",
     "ImportResult",
+    "find_fixture",
     "from_run",
     "import_incident",
 ]
@@ -114,6 +116,24 @@ class ImportResult:
     @property
     def failed_evaluators(self) -> tuple[str, ...]:
         return self.classification.failed_evaluators
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able summary (for ``--json`` output): paths, classification, counts."""
+        cl = self.classification
+        return {
+            "incident_id": self.incident_id,
+            "scenario": str(self.scenario_path),
+            "audio": [str(p) for p in self.audio_paths],
+            "severity": cl.severity,
+            "failing_layer": cl.failing_layer,
+            "rule": cl.rule,
+            "failed_evaluators": list(cl.failed_evaluators),
+            "findings": [f.describe() for f in cl.findings],
+            "redactions": dict(self.redactions),
+            "warnings": list(self.warnings),
+            "source_trace_id": self.source_trace_id,
+            "conversation_id": self.conversation_id,
+        }
 
     def describe(self) -> str:
         """A few lines for a terminal: what was written, the classification, the redactions."""
@@ -185,6 +205,26 @@ def _load(trace: Path, conversation_id: str | None) -> Any:
         raise IncidentError(
             f"not an OTLP JSON-lines trace export ({type(e).__name__}: {e})", file=trace
         ) from None
+
+
+def _check_forest(instance: Any, trace: Path) -> None:
+    """Refuse a trace whose parent links loop (the span views would never finish)."""
+    done: set[tuple[str, str]] = set()
+    for span in instance.spans:
+        path: list[tuple[str, str]] = []
+        on_path: set[tuple[str, str]] = set()
+        s = span
+        while s is not None and s.key not in done:
+            if s.key in on_path:
+                raise IncidentError(
+                    f"span {s.span_id} ({s.name!r}) is its own ancestor: the parent links "
+                    "form a cycle",
+                    file=trace,
+                )
+            on_path.add(s.key)
+            path.append(s.key)
+            s = instance.parent(s)
+        done.update(path)
 
 
 def _agent_speech(instance: Any, agent_turns: Sequence[Any]) -> tuple[float | None, float | None]:
@@ -370,12 +410,6 @@ def _timing(turn: _CallerTurn, prev: _CallerTurn | None, recorded: bool) -> tupl
 # --- audio ------------------------------------------------------------------------------------
 
 
-@dataclass
-class _TurnAudio:
-    samples: np.ndarray | None
-    note: str | None
-
-
 def _cut_bounds(turns: list[_CallerTurn]) -> dict[int, tuple[float, float]]:
     out: dict[int, tuple[float, float]] = {}
     prev_end = -math.inf
@@ -520,6 +554,176 @@ class _NoRedaction(Redactor):
         return []
 
 
+def _place_recording(
+    instance: Any,
+    recording: Path | None,
+    caller_channel: int | None,
+    recording_start: float | None,
+    warnings: list[str],
+) -> tuple[Recording | None, str]:
+    """The recording with its start on the trace's clock, and a note on how it was placed."""
+    rec_path = Path(recording) if recording is not None else instance.recording_path
+    if rec_path is None:
+        return None, ""
+    if recording is None and not rec_path.is_file():
+        warnings.append("the instance names a recording that is not there; turns use TTS")
+        return None, ""
+    rec = read_recording(rec_path, caller_channel)
+    if rec.channels == 1:
+        warnings.append("mono recording: the cut turns may contain the agent's voice as well")
+    side = instance.caller if isinstance(instance.caller, Mapping) else {}
+    start = recording_start
+    if start is None:
+        start = _num(side.get("started_at"))
+    if start is not None:
+        return rec.with_start(start), ""
+    rec = rec.with_start(_anchor(instance))
+    speech = [
+        (u.start_ns / _NS, u.end_ns / _NS - (_num(u.get(c.LK_END_OF_TURN_DELAY)) or 0.0))
+        for u in instance.find(c.SPAN_USER_TURN)
+    ]
+    shift = align_offset(rec, speech)
+    return rec.with_start(rec.start + shift), f", aligned by {shift:+.2f} s to the user_turn spans"
+
+
+def _learn(redactor: Redactor, turns: list[_CallerTurn], instance: Any) -> None:
+    """Teach the redactor the call's names and personal values before anything is redacted."""
+    for t in turns:
+        redactor.learn_text(t.text or "")
+    for tc in instance.tool_calls:
+        if isinstance(tc.arguments, str):
+            redactor.learn_text(tc.arguments)
+        else:
+            redactor.learn_arguments(tc.arguments)
+
+
+@dataclass
+class _Built:
+    turns: list[FixtureTurn] = field(default_factory=list)
+    clips: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    audio_paths: list[Path] = field(default_factory=list)
+    position_of: dict[int, int] = field(default_factory=dict)
+    """Instance turn index -> 1-based position in the fixture."""
+    estimate: ConditionsEstimate | None = None
+
+
+def _build_turns(
+    turns: list[_CallerTurn],
+    greeting: _CallerTurn | None,
+    rec: Recording | None,
+    redactor: Redactor,
+    fill_kind: str,
+    out_dir: Path,
+    turn_audio_dir: Path,
+    warnings: list[str],
+) -> _Built:
+    """The fixture's turns, and the recorded audio each one replays."""
+    built = _Built()
+    bounds = _cut_bounds(turns) if rec is not None else {}
+    cuts = {idx: rec.cut(a, b) for idx, (a, b) in bounds.items()} if rec is not None else {}
+    if rec is not None:
+        built.estimate = estimate_conditions(list(cuts.values()), rec.rate)
+    tts_conditions = built.estimate.conditions() if built.estimate is not None else None
+    prev = greeting
+    for t in turns:
+        notes: list[str] = []
+        trailing: list[str] = []
+        if prev is not None and prev.agent_said:
+            who = "agent (greeting)" if prev is greeting else "agent"
+            said = redactor.redact(prev.agent_said).text
+            notes.append(f"{who}: {json.dumps(said, ensure_ascii=False)}")
+        if t.kind == "silence":
+            length = 0 if t.start is None or t.end is None else _ms(max(0.0, t.end - t.start))
+            pause, _ = _timing(t, prev, recorded=False)
+            built.turns.append(
+                FixtureTurn(
+                    silence_ms=min(600_000, length), pause_before_ms=pause, notes=tuple(notes)
+                )
+            )
+            built.position_of[t.index] = len(built.turns)
+            prev = t
+            continue
+        raw = (t.text or "").strip()
+        red = redactor.redact(raw, style="synthetic") if raw else Redacted("")
+        say = red.text.strip()
+        samples = cuts.get(t.index)
+        if samples is not None and rec is not None:
+            if len(samples) < MIN_TURN_AUDIO_S * rec.rate or _silent(samples):
+                trailing.append("no caller audio at this turn's time in the recording")
+                warnings.append(
+                    f"turn {len(built.turns) + 1}: no caller audio in the recording at its "
+                    "time (check caller_channel and recording_start); it uses the offline voice"
+                )
+                samples = None
+            elif red.changed:
+                ranges = _word_ranges(t, red, redactor, bounds[t.index][0], rec.rate)
+                if ranges is None:
+                    trailing.append(
+                        "recorded audio dropped: it holds redacted words that no word "
+                        "timings locate"
+                    )
+                    samples = None
+                else:
+                    samples = fill(samples, ranges, rec.rate, fill_kind)
+                    trailing.append(f"redacted words replaced by {fill_kind} in the audio")
+        if not say:
+            if samples is None:
+                warnings.append(
+                    f"caller turn {t.index} has no transcript and no audio; it is left out"
+                )
+                continue
+            say = "[unintelligible]"
+        position = len(built.turns) + 1
+        voice: Any = None
+        conditions: Any = None
+        if samples is not None:
+            name = f"turn-{position}.wav"
+            path = turn_audio_dir / name
+            built.clips.append((name, samples))
+            built.audio_paths.append(path)
+            voice = {"engine": "recorded", "turns": [_relpath(path, out_dir)]}
+        elif rec is not None:
+            voice, conditions = OFFLINE_VOICE, tts_conditions
+        if red.changed:
+            kinds = ", ".join(f"{k} x{n}" for k, n in sorted(red.kinds.items()))
+            trailing.insert(0, f"redacted: {kinds} (spoken as synthetic values)")
+        pause, barge = _timing(t, prev, recorded=samples is not None)
+        built.turns.append(
+            FixtureTurn(
+                say=say,
+                pause_before_ms=pause,
+                barge_in_ms=barge,
+                voice=voice,
+                conditions=conditions,
+                notes=tuple(notes),
+                trailing=tuple(trailing),
+            )
+        )
+        built.position_of[t.index] = position
+        prev = t
+    return built
+
+
+def _mark_findings(
+    built: _Built, findings: Sequence[Finding], greeting: _CallerTurn | None
+) -> None:
+    """A comment on the turn whose reply failed a check (the first turn for the greeting)."""
+    for f in findings:
+        if f.turn is None:
+            continue
+        if greeting is not None and f.turn == greeting.index:
+            ft = built.turns[0]
+            built.turns[0] = replace(
+                ft, notes=(*ft.notes, f"production (greeting): {f.describe()}")
+            )
+            continue
+        pos = built.position_of.get(f.turn)
+        if pos is not None:
+            ft = built.turns[pos - 1]
+            line = f"production: {f.describe()} on the reply"
+            built.turns[pos - 1] = replace(ft, trailing=(*ft.trailing, line))
+
+
 def import_incident(
     trace: Path,
     *,
@@ -573,6 +777,7 @@ def import_incident(
     instance = _load(trace, conversation_id)
     if not instance.spans:
         raise IncidentError("no spans for this conversation", file=trace)
+    _check_forest(instance, trace)
     turns, greeting, from_side = _caller_turns(instance)
     if not turns:
         raise IncidentError(
@@ -583,40 +788,10 @@ def import_incident(
             file=trace,
         )
 
-    # the recording, and where it sits on the trace's clock
-    rec_path = Path(recording) if recording is not None else instance.recording_path
-    rec: Recording | None = None
-    alignment = ""
-    if rec_path is not None:
-        if recording is None and not rec_path.is_file():
-            warnings.append("the instance names a recording that is not there; turns use TTS")
-        else:
-            rec = read_recording(rec_path, caller_channel)
-            side = instance.caller if isinstance(instance.caller, Mapping) else {}
-            start = recording_start
-            if start is None and _num(side.get("started_at")) is not None:
-                start = float(side["started_at"])
-            if start is not None:
-                rec = rec.with_start(start)
-            else:
-                rec = rec.with_start(_anchor(instance))
-                spans = [
-                    (
-                        u.start_ns / _NS,
-                        (u.end_ns / _NS) - (_num(u.get(c.LK_END_OF_TURN_DELAY)) or 0),
-                    )
-                    for u in instance.find(c.SPAN_USER_TURN)
-                ]
-                shift = align_offset(rec, spans)
-                rec = rec.with_start(rec.start + shift)
-                alignment = f", aligned by {shift:+.2f} s to the user_turn spans"
-            if rec.channels == 1:
-                warnings.append(
-                    "mono recording: the cut turns may contain the agent's voice as well"
-                )
-
-    texts = [t.text for t in turns if t.kind == "say"]
-    if rec is None and not any(x and x.strip() for x in texts):
+    rec, alignment = _place_recording(
+        instance, recording, caller_channel, recording_start, warnings
+    )
+    if rec is None and not any(t.text and t.text.strip() for t in turns if t.kind == "say"):
         raise IncidentError(
             f"no user transcripts ({c.LK_PII_USER_TRANSCRIPT}) and no recording: nothing "
             "for a caller to say",
@@ -640,14 +815,7 @@ def import_incident(
             "PII redaction is OFF: the fixture and its audio may hold personal data; "
             "do not commit them"
         )
-    for t in turns:
-        redactor.learn_text(t.text or "")
-    for tc in instance.tool_calls:
-        args = tc.arguments
-        if isinstance(args, str):
-            redactor.learn_text(args)
-        else:
-            redactor.learn_arguments(args)
+    _learn(redactor, turns, instance)
 
     occurred = datetime.fromtimestamp(min(s.start_ns for s in instance.spans) / _NS, UTC)
     imported = (now or datetime.now(UTC)).astimezone(UTC)
@@ -663,131 +831,22 @@ def import_incident(
                     "already exists; pass another incident_id or overwrite=True", file=p
                 )
 
-    # the caller's audio, turn by turn
-    bounds = _cut_bounds(turns) if rec is not None else {}
-    cuts: dict[int, np.ndarray] = {}
-    if rec is not None:
-        for idx, (a, b) in bounds.items():
-            cuts[idx] = rec.cut(a, b)
-    estimate: ConditionsEstimate | None = None
-    if rec is not None:
-        estimate = estimate_conditions(list(cuts.values()), rec.rate)
-    tts_conditions = estimate.conditions() if estimate is not None else None
     fill_kind = (redaction_config or RedactionConfig()).audio_fill
-
-    fixture_turns: list[FixtureTurn] = []
-    clips: list[tuple[str, np.ndarray]] = []
-    audio_paths: list[Path] = []
-    position_of: dict[int, int] = {}
-    prev: _CallerTurn | None = greeting
-    dropped = 0
-    for t in turns:
-        notes: list[str] = []
-        trailing: list[str] = []
-        said_before = prev.agent_said if prev is not None else None
-        if said_before:
-            who = "agent (greeting)" if prev is greeting else "agent"
-            notes.append(
-                f"{who}: {json.dumps(redactor.redact(said_before).text, ensure_ascii=False)}"
-            )
-        if t.kind == "silence":
-            length = 0 if t.start is None or t.end is None else _ms(max(0.0, t.end - t.start))
-            pause, _ = _timing(t, prev, recorded=False)
-            fixture_turns.append(
-                FixtureTurn(
-                    silence_ms=min(600_000, length), pause_before_ms=pause, notes=tuple(notes)
-                )
-            )
-            position_of[t.index] = len(fixture_turns)
-            prev = t
-            continue
-        raw = (t.text or "").strip()
-        red = redactor.redact(raw, style="synthetic") if raw else Redacted("")
-        say = red.text.strip()
-        samples = cuts.get(t.index)
-        voice: Any = None
-        conditions: Any = None
-        if samples is not None and (len(samples) < MIN_TURN_AUDIO_S * rec.rate or _silent(samples)):  # type: ignore[union-attr]
-            trailing.append("no caller audio at this turn's time in the recording: offline voice")
-            warnings.append(
-                f"turn {len(fixture_turns) + 1}: no caller audio in the recording at its time "
-                "(check caller_channel and recording_start); it uses the offline voice"
-            )
-            samples = None
-        if samples is not None and red.changed:
-            assert rec is not None
-            ranges = _word_ranges(t, red, redactor, bounds[t.index][0], rec.rate)
-            if ranges is None:
-                trailing.append(
-                    "recorded audio dropped: it holds redacted words that no word timings "
-                    "locate; offline voice"
-                )
-                samples = None
-            else:
-                samples = fill(samples, ranges, rec.rate, fill_kind)
-                trailing.append(f"redacted words replaced by {fill_kind} in the recorded audio")
-        if not say:
-            if samples is None:
-                dropped += 1
-                warnings.append(
-                    f"caller turn {t.index} has no transcript and no audio; it is left out"
-                )
-                continue
-            say = "[unintelligible]"
-        position = len(fixture_turns) + 1
-        recorded = samples is not None
-        if recorded:
-            assert rec is not None
-            name = f"turn-{position}.wav"
-            path = turn_audio_dir / name
-            clips.append((name, samples))  # type: ignore[arg-type]
-            audio_paths.append(path)
-            voice = {"engine": "recorded", "turns": [_relpath(path, out_dir)]}
-        elif rec is not None:
-            voice = OFFLINE_VOICE
-            conditions = tts_conditions
-        if red.changed:
-            kinds = ", ".join(f"{k} x{n}" for k, n in sorted(red.kinds.items()))
-            trailing.insert(0, f"redacted: {kinds} (spoken as synthetic values)")
-        pause, barge = _timing(t, prev, recorded)
-        fixture_turns.append(
-            FixtureTurn(
-                say=say,
-                pause_before_ms=pause,
-                barge_in_ms=barge,
-                voice=voice,
-                conditions=conditions,
-                notes=tuple(notes),
-                trailing=tuple(trailing),
-            )
-        )
-        position_of[t.index] = position
-        prev = t
-    if not fixture_turns:
+    built = _build_turns(
+        turns, greeting, rec, redactor, fill_kind, out_dir, turn_audio_dir, warnings
+    )
+    if not built.turns:
         raise IncidentError("no caller turn could be imported", file=trace)
-
-    # where each finding happened
-    for f in findings:
-        if f.turn is None:
-            continue
-        pos = position_of.get(f.turn)
-        if pos is None:
-            pos = 1 if greeting is not None and f.turn == greeting.index else None
-        if pos is None:
-            continue
-        ft = fixture_turns[pos - 1]
-        line = f"production: {f.describe()} on the reply"
-        if f.turn == (greeting.index if greeting else None):
-            ft = replace(ft, notes=(*ft.notes, f"production (greeting): {f.describe()}"))
-        else:
-            ft = replace(ft, trailing=(*ft.trailing, line))
-        fixture_turns[pos - 1] = ft
-
+    _mark_findings(built, findings, greeting)
     expect, expect_notes, unasserted = _expectations(
         findings, instance, expected, redactor, warnings
     )
+    footer = ()
+    if turns[-1].agent_said:
+        said = redactor.redact(turns[-1].agent_said).text
+        footer = (f"agent: {json.dumps(said, ensure_ascii=False)}",)
+    counts = dict(redactor.counts)  # every string is redacted by now
 
-    # header, metadata, the text
     header = [
         f"Incident {incident_id}: {classification.severity}, failing layer "
         f"{classification.failing_layer} (rule {classification.rule}).",
@@ -803,13 +862,6 @@ def import_incident(
         header.append("No evaluator failed on the production call; imported as reported.")
     if unasserted:
         header.append(f"Not asserted by any scenario field: {', '.join(unasserted)}.")
-    last = turns[-1]
-    footer = (
-        (f"agent: {json.dumps(redactor.redact(last.agent_said).text, ensure_ascii=False)}",)
-        if last.agent_said
-        else ()
-    )
-    counts = dict(redactor.counts)
     if redact:
         header.append(
             f"Redacted before writing: {_redaction_summary(counts)}"
@@ -817,43 +869,41 @@ def import_incident(
         )
     else:
         header.append("PII REDACTION WAS OFF: this file and its audio may hold personal data.")
-    if rec is not None and estimate is not None:
+    if rec is not None and built.estimate is not None:
         rec_name = redactor.redact(rec.path.name, count=False).text
         header.append(
             f"Caller audio: cut from {rec_name} (channel {rec.caller_channel} of "
             f"{rec.channels}{alignment})."
         )
-        header.append(f"Estimated caller conditions: {estimate.describe()}.")
+        header.append(f"Estimated caller conditions: {built.estimate.describe()}.")
     else:
         header.append(f"No recording: caller turns use the offline voice {OFFLINE_VOICE}.")
-    incident = {
-        "id": incident_id,
-        "source_trace_id": trace_id,
-        "conversation_id": cid,
-        "imported_at": _iso(imported),
-        "occurred_at": _iso(occurred),
-        "severity": classification.severity,
-        "failing_layer": classification.failing_layer,
-        "failed_evaluators": list(classification.failed_evaluators),
-    }
+
     agent = agent_name or _agent_name(instance)
-    agent_comment = None if agent else "agent name not in the trace: the default agent runs"
-    timeouts = _timeouts(turns)
     spec = FixtureSpec(
         id=incident_id,
         description=f"Regression test for incident {incident_id} "
         f"({classification.severity}, {classification.failing_layer}): "
         f"{classification.rationale}",
         header=tuple(header),
-        incident=incident,
+        incident={
+            "id": incident_id,
+            "source_trace_id": trace_id,
+            "conversation_id": cid,
+            "imported_at": _iso(imported),
+            "occurred_at": _iso(occurred),
+            "severity": classification.severity,
+            "failing_layer": classification.failing_layer,
+            "failed_evaluators": list(classification.failed_evaluators),
+        },
         agent=agent,
-        agent_comment=agent_comment,
+        agent_comment=None if agent else "agent name not in the trace: the default agent runs",
         agent_speaks_first=greeting is not None,
         voice=OFFLINE_VOICE if rec is None else None,
         expect=expect,
         expect_notes=tuple(expect_notes),
-        timeouts=timeouts,
-        turns=fixture_turns,
+        timeouts=_timeouts(turns),
+        turns=built.turns,
         footer=footer,
     )
     text = render_fixture(spec)
@@ -865,15 +915,15 @@ def import_incident(
     _write(
         scenario_path,
         text,
-        turn_audio_dir if (clips or overwrite) else None,
-        clips,
+        turn_audio_dir if (built.clips or overwrite) else None,
+        built.clips,
         rec.rate if rec is not None else 16000,
         overwrite,
     )
     result = ImportResult(
         incident_id=incident_id,
         scenario_path=scenario_path,
-        audio_paths=tuple(audio_paths),
+        audio_paths=tuple(built.audio_paths),
         classification=classification,
         redactions=counts,
         warnings=tuple(warnings),
@@ -982,6 +1032,23 @@ def _expectations(
             state["action_done"] = list(actions.values())
         expect["end_state"] = state
     return expect, list(dict.fromkeys(notes)), list(dict.fromkeys(unasserted))
+
+
+def find_fixture(incident: str | Path, out_dir: Path = Path("scenarios/incidents")) -> Path:
+    """The fixture file of an incident: an id (``INC-20251113-099336``) looked up in
+    ``out_dir``, or a path to the YAML itself."""
+    p = Path(incident)
+    if p.suffix in (".yaml", ".yml") or p.is_file():
+        if not p.is_file():
+            raise IncidentError("no such incident fixture", file=p)
+        return p
+    candidate = Path(out_dir) / f"{incident}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(x.stem for x in Path(out_dir).glob("*.yaml")) if Path(out_dir).is_dir() else []
+    near = difflib.get_close_matches(str(incident), known, n=1)
+    hint = f"; did you mean {near[0]}?" if near else (f" ({len(known)} incidents there)")
+    raise IncidentError(f"no incident {str(incident)!r} in {out_dir}{hint}", file=candidate)
 
 
 def from_run(run_dir: Path, **kwargs: Any) -> ImportResult:

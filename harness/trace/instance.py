@@ -324,10 +324,15 @@ class Instance:
         return self._children.get(span.key, ())
 
     def descendants(self, span: Span) -> tuple[Span, ...]:
+        """Every span below ``span``, depth first; each once, even if parent links loop."""
         out: list[Span] = []
+        seen = {span.key}
         stack = list(reversed(self.children(span)))
         while stack:
             s = stack.pop()
+            if s.key in seen:
+                continue
+            seen.add(s.key)
             out.append(s)
             stack.extend(reversed(self.children(s)))
         return tuple(out)

@@ -73,3 +73,34 @@ def test_tool_outside_the_turn_window_does_not_count() -> None:
         "turn 2: tool 'request_booking' was not called (tools called in this turn: none)"
     ]
     assert "no trace was collected" in check_expectations(plan, result, None)[0]
+
+
+def test_score_expectations_loop_latency_and_end_state() -> None:
+    from harness.evaluators import Score
+    from harness.expectations import check_score_expectations
+    from harness.scenario import CallExpect
+
+    plan, result = make([Expect(), Expect()])
+    plan = CallPlan(
+        plan.scenario_id,
+        plan.agent_name,
+        plan.turns,
+        plan.timeouts,
+        expect=CallExpect(
+            no_loop=True,
+            max_response_latency_ms=800,
+            end_state={"tool_called": "request_booking"},
+        ),
+    )
+    scores = [
+        Score("loop_detected", 1.0, "bool", detail="turn 4 repeats turn 3"),
+        Score("task_completed", 0.0, "bool", detail="missing: tool request_booking()"),
+    ]
+    assert check_score_expectations(plan, result, scores) == [
+        "the agent repeated itself: turn 4 repeats turn 3",
+        "turn 1: response latency 900 ms exceeds 800 ms",
+        "turn 2: response latency 900 ms exceeds 800 ms",
+        "end state not reached: missing: tool request_booking()",
+    ]
+    ok = [Score("loop_detected", 0.0, "bool"), Score("task_completed", 1.0, "bool")]
+    assert check_score_expectations(plan, result, ok)[2:] == []

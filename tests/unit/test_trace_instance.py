@@ -358,3 +358,13 @@ def test_with_caller_marked_incomplete_and_recording_path(tmp_path: Path):
     bad = inst.marked_incomplete("after-call workflow did not complete within 15s")
     assert bad.complete is False and bad.incomplete_reason.startswith("after-call workflow")
     assert "incomplete" in repr(bad) and inst.complete is True
+
+
+def test_descendants_terminate_when_parent_links_loop() -> None:
+    from harness.trace.instance import Instance, Span
+
+    a = Span("t" * 32, "a" * 16, "b" * 16, "a", 1, 2, {"conversation.id": "c"})
+    b = Span("t" * 32, "b" * 16, "a" * 16, "b", 1, 2, {"conversation.id": "c"})
+    inst = Instance("c", (a, b))
+    assert [s.name for s in inst.descendants(a)] == ["b"]
+    assert [s.name for s in inst.ancestors(a)] == ["b"]
