@@ -344,6 +344,8 @@ class CallSession:
         workflow_s = plan.workflow_timeout_s
         layers = ("conversational", "workflow") if workflow_s else ("conversational",)
         timeout = workflow_s if workflow_s else self.config.trace_settle_s + 10
+        if result.error is not None:  # the call already failed: take what has arrived
+            timeout = min(timeout, self.config.trace_settle_s)
         return await self.collector.instance_ready(cid, timeout, require_layers=layers)
 
 

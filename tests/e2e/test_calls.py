@@ -11,33 +11,31 @@ import wave
 import numpy as np
 import pytest
 
-from harness.engine import CallOutcome
 from harness.scenario import parse_scenario
 
 pytestmark = pytest.mark.e2e
 
 
-def median_latency(outcome: CallOutcome) -> float:
-    assert outcome.result is not None
-    lat = outcome.result.response_latencies_ms
-    assert lat, f"no response latencies measured: {outcome.describe()}"
-    return statistics.median(lat)
-
-
 def test_added_llm_latency_shows_up_in_measured_response_latency(clinic_session, smoke_scenarios):
+    """The same agent process, warmed up, takes calls with CLINIC_EXTRA_LLM_LATENCY_MS=0 and
+    =1500 in turn (set per call through the dispatch metadata, which the clinic reads like its
+    environment), so the comparison is not skewed by a cold start or by drift between runs."""
     booking = smoke_scenarios["booking"]
-    medians = {}
-    for extra in (0, 1500):
-        with clinic_session(env={"CLINIC_EXTRA_LLM_LATENCY_MS": str(extra)}) as session:
-            runs = [session.run(booking, repeat=r) for r in (1, 2)]
-        for o in runs:
+    latencies: dict[int, list[float]] = {0: [], 1500: []}
+    with clinic_session() as session:
+        session.run(booking, repeat=99)  # warm-up: the first call pays the cold start
+        for r, extra in enumerate((0, 1500, 0, 1500), start=1):
+            faults = {"faults": {"CLINIC_EXTRA_LLM_LATENCY_MS": extra}}
+            o = session.run(booking, repeat=r, dispatch_metadata=faults)
             assert o.verdict == "pass", o.describe()
-        medians[extra] = statistics.median([median_latency(o) for o in runs])
+            latencies[extra] += o.result.response_latencies_ms
+    medians = {k: statistics.median(v) for k, v in latencies.items()}
     rise = medians[1500] - medians[0]
     print(
-        f"median response latency: {medians[0]:.0f} ms -> {medians[1500]:.0f} ms (+{rise:.0f} ms)"
+        f"median response latency over {len(latencies[0])} turns each: {medians[0]:.0f} ms "
+        f"-> {medians[1500]:.0f} ms (+{rise:.0f} ms)"
     )
-    assert 1350 <= rise <= 1650, medians
+    assert 1350 <= rise <= 1650, latencies
 
 
 def test_agent_killed_mid_call_fails_with_the_turn(clinic_session, smoke_scenarios):
@@ -46,10 +44,10 @@ def test_agent_killed_mid_call_fails_with_the_turn(clinic_session, smoke_scenari
         future = session.submit(booking)
         time.sleep(12)  # past the greeting, into the first turns
         assert not future.done(), future.result().describe()
-        t_kill = time.monotonic()
+        t_kill = time.time()
         session.agent.kill()
         outcome = future.result(timeout=booking.timeouts.turn_s + 60)
-        elapsed = time.monotonic() - t_kill
+        elapsed = outcome.result.ended_at - t_kill  # from the kill to the caller hanging up
     assert outcome.verdict == "fail", outcome.describe()
     assert "agent left the room at turn" in str(outcome.error)
     assert elapsed <= booking.timeouts.turn_s + 5, f"took {elapsed:.1f}s to notice"
