@@ -13,6 +13,7 @@ when asked to (``CreateAgentDispatch``), never by itself.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -21,6 +22,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import (
     Agent,
     AgentServer,
@@ -34,6 +36,7 @@ from livekit.agents import (
     UserStateChangedEvent,
     cli,
     function_tool,
+    get_job_context,
     room_io,
 )
 from livekit.plugins import silero
@@ -52,6 +55,8 @@ logger = logging.getLogger("clinic")
 AGENT_NAME = "clinic"
 SILENCE_TIMEOUT_S = 6.0
 """How long the caller may say nothing (while the agent is not speaking) before a prompt."""
+GREETING_PAUSE_S = 0.5
+"""Pause between the caller's side subscribing to the agent's audio and the greeting."""
 
 INSTRUCTIONS = (
     "You are the receptionist of Bright Smile Dental. Answer questions about opening "
@@ -67,6 +72,7 @@ class ClinicAgent(Agent):
 
     async def on_enter(self) -> None:
         self.session.on("user_state_changed", self._on_user_state_changed)
+        await _until_heard(get_job_context().room)
         self.session.generate_reply()  # the greeting
 
     def _on_user_state_changed(self, ev: UserStateChangedEvent) -> None:
@@ -119,6 +125,26 @@ class ClinicAgent(Agent):
         # the goodbye is spoken in this same speech; leave once it has played out
         ctx.speech_handle.add_done_callback(lambda _: ctx.session.shutdown())
         return json.dumps({"ended": True, "reason": reason})
+
+
+async def _until_heard(room: rtc.Room, timeout: float = 4.0) -> None:
+    """Wait until someone has subscribed to the agent's audio, plus a moment for their side
+    to start playing it, so the greeting is not spoken into an empty line. Gives up after
+    ``timeout`` (shorter than the silence prompt's)."""
+
+    async def subscribed() -> None:
+        while True:
+            # on_enter can run before the session has connected the room
+            publications = room.local_participant.track_publications if room.isconnected() else {}
+            for pub in publications.values():
+                if pub.kind == rtc.TrackKind.KIND_AUDIO:
+                    await pub.wait_for_subscription()
+                    return
+            await asyncio.sleep(0.05)
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(subscribed(), timeout)
+    await asyncio.sleep(GREETING_PAUSE_S)
 
 
 def prewarm(proc: JobProcess) -> None:
