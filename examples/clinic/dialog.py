@@ -106,6 +106,7 @@ class State:
     spoke: bool = False
     tool_calls: int = 0
     end_reason: str | None = None
+    day_corrected: bool = False
 
 
 # -- reading caller turns ----------------------------------------------------------------
@@ -347,6 +348,7 @@ def _apply(state: State, u: Utterance) -> None:
     if u.day is not None and not u.hours_question:
         state.booking = True
         if u.day != state.day:
+            state.day_corrected = state.day is not None
             state.day = u.day
             state.time = None
             state.suggested_time = None
@@ -362,10 +364,14 @@ def _apply(state: State, u: Utterance) -> None:
         state.name = " ".join(t.capitalize() for t in u.name_tokens)
 
 
-def _respond(state: State, u: Utterance) -> Decision:
+def _respond(state: State, u: Utterance, bugs: frozenset[str] = frozenset()) -> Decision:
     """The decision for a caller turn, after it has been folded into the state."""
     if u.goodbye:
         return ToolCall("end_call", {"reason": "caller_goodbye"})
+    if "date_loop" in bugs and state.day_corrected and state.confirmation is None:
+        # The bug: a corrected day sends the agent into a confirmation it never leaves.
+        day = str(state.day).capitalize()
+        return Reply(f"Just to confirm, you would like {day}, is that right?", ASK_DAY)
     if state.asks == ASK_ANYTHING_ELSE and u.no:
         return ToolCall("end_call", {"reason": "caller_done"})
     if u.hours_question and not u.booking_cue and u.service is None:
@@ -435,8 +441,9 @@ def _after_tool(state: State, name: str, arguments: dict[str, Any], output: str,
     return _reprompt(state)
 
 
-def decide(chat_ctx: llm.ChatContext) -> Decision:
-    """What the agent does next in this conversation."""
+def decide(chat_ctx: llm.ChatContext, bugs: frozenset[str] = frozenset()) -> Decision:
+    """What the agent does next in this conversation. ``bugs`` switches on the deliberate
+    faults of :mod:`examples.clinic.faults` (``date_loop``)."""
     state = State()
     decision: Decision | None = None
     calls: dict[str, llm.FunctionCall] = {}
@@ -449,7 +456,7 @@ def decide(chat_ctx: llm.ChatContext) -> Decision:
                 state.silence_prompts = 0
                 u = parse(text)
                 _apply(state, u)
-                decision = _respond(state, u)
+                decision = _respond(state, u, bugs)
             elif item.role == "assistant":
                 state.spoke = True
                 if text.startswith(STILL_THERE):

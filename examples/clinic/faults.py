@@ -13,6 +13,10 @@ environment                        meaning                                   def
                                    per reply to the caller
 ``CLINIC_EXTRA_LLM_LATENCY_SHARE`` share (0..1) of replies that get it       1.0
 ``CLINIC_SEED``                    seed of the per-call random choices       0
+``CLINIC_BUG``                     a realistic dialog bug to switch on:      none
+                                   ``date_loop``: once the caller corrects
+                                   the day, the agent keeps asking to
+                                   confirm it and never books
 =================================  ========================================  =========
 """
 
@@ -27,6 +31,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 ENV_PREFIX = "CLINIC_"
+BUGS = ("date_loop",)
 
 
 class FaultConfigError(ValueError):
@@ -38,11 +43,14 @@ class Faults:
     extra_llm_latency_ms: int = 0
     extra_llm_latency_share: float = 1.0
     seed: int = 0
+    bug: str | None = None
 
     def __post_init__(self) -> None:
         _check_int(self.extra_llm_latency_ms, "extra_llm_latency_ms", minimum=0)
         _check_share(self.extra_llm_latency_share, "extra_llm_latency_share")
         _check_int(self.seed, "seed")
+        if self.bug is not None and self.bug not in BUGS:
+            raise FaultConfigError(f"bug={self.bug!r}: known bugs are {', '.join(BUGS)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Faults:
@@ -118,6 +126,11 @@ def _convert(raw: Any, name: str, *, where: str) -> Any:
         return _parse_int(raw, where, minimum=minimum)
     if name == "extra_llm_latency_share":
         return _parse_share(raw, where)
+    if name == "bug":
+        value = str(raw).strip().lower() or None
+        if value is not None and value not in BUGS:
+            raise FaultConfigError(f"{where}={raw!r}: known bugs are {', '.join(BUGS)}")
+        return value
     raise AssertionError(f"no converter for {name}")
 
 

@@ -40,6 +40,10 @@ class RuleBasedLLM(llm.LLM):
         self._delays = self._faults.llm_delays()
 
     @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @property
     def model(self) -> str:
         return "clinic-dialog-rules"
 
@@ -91,6 +95,7 @@ class RuleBasedStream(llm.LLMStream):
         tool_choice: NotGivenOr[llm.ToolChoice],
     ) -> None:
         super().__init__(llm_, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)
+        self._bugs = frozenset([llm_.faults.bug] if llm_.faults.bug else [])
         self._delay = delay
         self._tool_choice = tool_choice
 
@@ -98,7 +103,7 @@ class RuleBasedStream(llm.LLMStream):
         if self._delay > 0:
             logger.info("fault: delaying the LLM's first token by %.0f ms", self._delay * 1000)
             await asyncio.sleep(self._delay)
-        decision = dialog.decide(self._chat_ctx)
+        decision = dialog.decide(self._chat_ctx, self._bugs)
         request_id = shortuuid("rules_")
         if isinstance(decision, dialog.ToolCall) and not self._tool_available(decision.name):
             logger.warning("tool %s is not available for this reply", decision.name)

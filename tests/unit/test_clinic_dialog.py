@@ -223,3 +223,46 @@ def test_the_same_context_always_gives_the_same_decision(call):
 )
 def test_parse(text, field, value):
     assert getattr(dialog.parse(text), field) == value
+
+
+def _booking_then_correction():
+    from livekit.agents import llm
+
+    from examples.clinic import dialog
+
+    c = llm.ChatContext()
+    c.add_message(role="assistant", content=dialog.GREETING)
+    c.add_message(role="user", content="i would like to book a cleaning appointment")
+    c.add_message(role="assistant", content="Sure, a cleaning. What day would you like to come in?")
+    c.add_message(role="user", content="next tuesday please")
+    c.items.append(
+        llm.FunctionCall(name="check_availability", arguments='{"day": "tuesday"}', call_id="1")
+    )
+    c.items.append(
+        llm.FunctionCallOutput(
+            name="check_availability",
+            output='{"day": "tuesday", "open": true, "times": ["09:00", "11:00", "14:00"]}',
+            call_id="1",
+            is_error=False,
+        )
+    )
+    c.add_message(role="assistant", content="On Tuesday we have openings at nine AM.")
+    c.add_message(role="user", content="no sorry thursday please")
+    return c
+
+
+def test_date_loop_bug_keeps_confirming_a_corrected_day_and_the_fix_moves_on():
+    from examples.clinic import dialog
+
+    c = _booking_then_correction()
+    assert dialog.decide(c) == dialog.ToolCall("check_availability", {"day": "thursday"})
+    buggy = dialog.decide(c, frozenset({"date_loop"}))
+    assert isinstance(buggy, dialog.Reply) and buggy.text.startswith("Just to confirm")
+    for said in ("yes", "eleven o'clock please", "my name is john miller"):
+        c.add_message(role="assistant", content=buggy.text)
+        c.add_message(role="user", content=said)
+        assert dialog.decide(c, frozenset({"date_loop"})) == buggy  # the loop never ends
+    c.add_message(role="user", content="thank you goodbye")
+    assert dialog.decide(c, frozenset({"date_loop"})) == dialog.ToolCall(
+        "end_call", {"reason": "caller_goodbye"}
+    )

@@ -143,3 +143,16 @@ def test_latency_share_is_seeded_and_deterministic_per_call():
 def test_zero_share_never_delays():
     plan = Faults(extra_llm_latency_ms=1000, extra_llm_latency_share=0.0).llm_delays()
     assert all(plan.next_delay() == 0.0 for _ in range(100))
+
+
+def test_bug_knob_is_validated_and_read_from_env_and_metadata():
+    import pytest
+
+    from examples.clinic.faults import FaultConfigError, Faults
+
+    assert Faults.from_env({"CLINIC_BUG": "date_loop"}).bug == "date_loop"
+    assert Faults.from_env({}).bug is None
+    with pytest.raises(FaultConfigError, match="CLINIC_BUG='dateloop': known bugs are date_loop"):
+        Faults.from_env({"CLINIC_BUG": "dateloop"})
+    base = Faults()
+    assert Faults.from_metadata({"faults": {"bug": "date_loop"}}, base).bug == "date_loop"
