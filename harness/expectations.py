@@ -172,7 +172,10 @@ def check_call_expectations(plan: CallPlan, instance: Any | None, ended_at: floa
                     f"background: action {a.name!r} mutating={a.mutating}, expected {want.mutating}"
                 )
     if expect.after_call and not instance.complete:
-        out.append(instance.incomplete_reason or "after-call workflow did not complete")
+        # one line per layer that did not finish, e.g. "after-call workflow did not complete
+        # within 15s"
+        reasons = (instance.incomplete_reason or "after-call workflow did not complete").split("; ")
+        out.extend(reasons)
         return out
     for want in expect.after_call:
         steps = [s for s in instance.workflow if s.name == want.step]

@@ -36,6 +36,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -323,6 +324,10 @@ def init_tracing(
         if not _state.atexit_registered:
             _state.atexit_registered = True
             atexit.register(_shutdown_all_at_exit)
+            # Processes started by multiprocessing (livekit-agents' job processes) leave
+            # through os._exit, which skips atexit but runs multiprocessing's finalizers:
+            # without this, the spans that end last (the job's root span) are lost.
+            multiprocessing.util.Finalize(None, _shutdown_all_at_exit, exitpriority=100)
 
     if set_global:
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
