@@ -142,7 +142,8 @@ class LoopDetection(BaseEvaluator):
     ``agent_said``), normalised (:func:`~harness.evaluators.text.normalize`); utterances of
     fewer than ``min_words`` words (3) are ignored, so "okay." said twice is no loop. An
     utterance *repeats* when its :func:`similarity` with any earlier utterance is at least
-    ``threshold`` (0.85).
+    ``threshold`` (0.95): a near-verbatim repeat. Templated answers that carry different
+    facts stay below it (two availability answers for different days score about 0.88).
 
     - ``repeated_utterances`` (count, per call): utterances that repeat an earlier one.
     - ``loop_detected`` (bool, per call): ``repeated_utterances >= min_repeats`` (1);
@@ -157,7 +158,7 @@ class LoopDetection(BaseEvaluator):
         MetricInfo("loop_detected", UNIT_BOOL, "the agent repeated itself"),
     )
 
-    def __init__(self, threshold: float = 0.85, min_words: int = 3, min_repeats: int = 1) -> None:
+    def __init__(self, threshold: float = 0.95, min_words: int = 3, min_repeats: int = 1) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold={threshold!r}: must be in (0, 1]")
         if min_repeats < 1:

@@ -759,3 +759,15 @@ def test_judge_parsing_and_failures(clinic):
         LLMJudge(lambda p: '{"score": 9}', "rubric").evaluate(clinic)
     with pytest.raises(ValueError, match="rubric"):
         LLMJudge(lambda p: "", "  ")
+
+
+def test_templated_answers_with_different_facts_are_not_a_loop() -> None:
+    from harness.evaluators.conversation import similarity
+
+    a = "On Tuesday we have openings at nine AM, eleven AM and two PM. Which time works for you?"
+    b = (
+        "On Thursday we have openings at nine thirty AM, eleven AM and three thirty PM. "
+        "Which time works for you?"
+    )
+    loop = "Just to confirm, you would like Thursday, is that right?"
+    assert similarity(a, b) < 0.95 <= similarity(loop, loop + " ")
