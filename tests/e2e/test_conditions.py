@@ -44,7 +44,7 @@ def test_search_finds_and_shrinks_a_condition_that_breaks_a_turn(clinic_session)
             audio_conditions(kinds=("noise", "packet_loss", "clipping")),
             breaks_the_call,
             settings=settings(
-                max_examples=25,
+                max_examples=12,
                 deadline=None,
                 database=None,
                 phases=[Phase.generate, Phase.shrink],
