@@ -6,12 +6,11 @@ Unknown keys are errors, so a typo never silently disables an expectation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from harness.errors import ScenarioError
+from harness.yamlsource import load_with_lines, render_loc
 
 
 class _Strict(BaseModel):
@@ -225,32 +225,8 @@ class Scenario(_Strict):
 
     def error(self, message: str, *loc: str | int) -> ScenarioError:
         return ScenarioError(
-            message, file=self._path, line=self.line_of(*loc), field=_render_loc(loc) or None
+            message, file=self._path, line=self.line_of(*loc), field=render_loc(loc) or None
         )
-
-
-def _render_loc(loc: Iterable[str | int]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _index_lines(node: yaml.Node, prefix: tuple = ()) -> Iterator[tuple[tuple, int]]:
-    yield prefix, node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value
-            yield (*prefix, k), key.start_mark.line + 1
-            for sub, line in _index_lines(value, (*prefix, k)):
-                if sub != (*prefix, k):
-                    yield sub, line
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            yield from _index_lines(item, (*prefix, i))
 
 
 _MARKERS = {"str", "int", "float", "bool", "list", "dict", "none", "is-instance"}
@@ -273,27 +249,9 @@ def _pydantic_loc(loc: tuple, lines: dict[tuple, int], missing: bool) -> tuple:
 
 def parse_scenario(text: str, path: str | Path = "<string>") -> Scenario:
     path = Path(path)
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ScenarioError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            file=path,
-            line=mark.line + 1 if mark else None,
-        ) from None
-    if node is None:
+    data, lines = load_with_lines(text, path)
+    if data is None:
         raise ScenarioError("empty scenario file", file=path)
-    lines = dict(_index_lines(node))
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ScenarioError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            file=path,
-            line=mark.line + 1 if mark else None,
-        ) from None
     if not isinstance(data, dict):
         raise ScenarioError("a scenario is a mapping with `id` and `turns`", file=path, line=1)
     try:
@@ -313,7 +271,7 @@ def parse_scenario(text: str, path: str | Path = "<string>") -> Scenario:
             if sep and field.isidentifier():  # the validator names a sub-field
                 loc, msg = (*loc, field), rest
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ScenarioError(msg + more, file=path, line=line, field=_render_loc(loc)) from None
+        raise ScenarioError(msg + more, file=path, line=line, field=render_loc(loc)) from None
     scenario._path = path
     scenario._lines = lines
     return scenario

@@ -51,6 +51,7 @@ from pydantic import (
 )
 
 from harness.errors import ScenarioError
+from harness.yamlsource import load_with_lines, render_loc
 
 __all__ = [
     "DEFAULT_GATES_PATH",
@@ -243,30 +244,6 @@ class GatesConfig(_Strict):
 # --- loading ---------------------------------------------------------------------------------
 
 
-def _index_lines(node: yaml.Node, prefix: tuple = ()) -> Iterator[tuple[tuple, int]]:
-    yield prefix, node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value
-            yield (*prefix, k), key.start_mark.line + 1
-            for sub, line in _index_lines(value, (*prefix, k)):
-                if sub != (*prefix, k):
-                    yield sub, line
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            yield from _index_lines(item, (*prefix, i))
-
-
-def _render_loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
 def _clean_loc(loc: tuple) -> tuple:
     # drop pydantic's validator markers such as 'function-after[...]'
     return tuple(p for p in loc if isinstance(p, int) or "[" not in str(p))
@@ -304,30 +281,20 @@ def parse_gates(
         line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise GatesFileError(
-            msg + more, file=source, line=line, field=_render_loc(loc) or None
+            msg + more, file=source, line=line, field=render_loc(loc) or None
         ) from None
     config._source = str(source) if source is not None else None
     return config
 
 
 def _load_yaml(path: Path, text: str) -> GatesConfig:
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise GatesFileError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            file=path,
-            line=mark.line + 1 if mark else None,
-        ) from None
-    data = yaml.safe_load(text) if node is not None else None
+    data, lines = load_with_lines(text, path, GatesFileError)
     if not isinstance(data, dict):
         raise GatesFileError("expected a mapping with a `gates:` key", file=path, line=1)
     if "gates" not in data:
         near = [k for k in data if isinstance(k, str) and k.lower().startswith("gate")]
         hint = f" (found {near[0]!r}: did you mean `gates`?)" if near else ""
         raise GatesFileError(f"no `gates:` key{hint}", file=path, line=1)
-    lines = dict(_index_lines(node)) if node is not None else {}
     return parse_gates({"gates": data["gates"]}, source=path, lines=lines)
 
 
