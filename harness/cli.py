@@ -81,7 +81,9 @@ def cmd_incident_import(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         audio_dir=Path(args.audio_dir),
         redact=not args.no_redact,
-        redaction_config=RedactionConfig(names=tuple(args.redact_name)),
+        redaction_config=RedactionConfig(
+            names=tuple(args.redact_name), replay_values=_replay_values(args.replay_value)
+        ),
         expected=_json_arg(args.expected),
         overwrite=args.force,
     )
@@ -108,6 +110,18 @@ def cmd_incident_replay(args: argparse.Namespace) -> int:
 
     args.paths = [str(find_fixture(args.incident, Path(args.out)))]
     return cmd_run(args)
+
+
+def _replay_values(items: list[str]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        kind, sep, value = item.partition("=")
+        if not sep or not value.strip():
+            raise ScenarioError(
+                f"--replay-value {item!r}: write KIND=VALUE, e.g. NAME='Anna Smith'"
+            )
+        out[kind.strip().upper()] = (*out.get(kind.strip().upper(), ()), value.strip())
+    return out
 
 
 def _json_arg(text: str | None):
@@ -253,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--redact-name", action="append", default=[], help="a name to redact")
     imp.add_argument("--no-redact", action="store_true", help="write personal data as is")
+    imp.add_argument(
+        "--replay-value",
+        action="append",
+        default=[],
+        help="value replayed for a redacted kind, e.g. NAME='Anna Smith' (repeatable)",
+    )
     imp.add_argument("--force", action="store_true", help="overwrite an existing fixture")
     imp.add_argument("--out", default="scenarios/incidents", help="fixture directory")
     imp.add_argument("--audio-dir", default="audio_fixtures/incidents", help="turn audio")

@@ -99,17 +99,31 @@ class RedactionConfig:
     ``learn_from_tools``: redact the values of the agent's tool arguments that name a
     person's data, wherever they occur. ``audio_fill``: what replaces a redacted word in a
     recorded turn when word timings locate it: ``silence`` or a 1 kHz ``tone``.
+    ``replay_values``: the values replayed in place of redacted ones, by kind (e.g.
+    ``{"NAME": ("Anna Smith",), "PHONE": ("555-0100",)}``), instead of the built-in
+    :data:`SYNTHETIC` pools: a test account your backend accepts, or a name your speech
+    recognition knows.
     """
 
     names: tuple[str, ...] = ()
     spoken_names: bool = True
     learn_from_tools: bool = True
     audio_fill: Literal["silence", "tone"] = "silence"
+    replay_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.names, str):
             raise TypeError(f"names={self.names!r}: give a list of names, not one string")
         object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+        values = {}
+        for kind, pool in dict(self.replay_values).items():
+            if kind not in KINDS:
+                raise ValueError(f"replay_values[{kind!r}]: unknown kind; use one of {KINDS}")
+            pool = (pool,) if isinstance(pool, str) else tuple(pool)
+            if not pool or not all(isinstance(v, str) and v.strip() for v in pool):
+                raise ValueError(f"replay_values[{kind!r}]={pool!r}: give non-empty strings")
+            values[kind] = pool
+        object.__setattr__(self, "replay_values", values)
         if self.audio_fill not in ("silence", "tone"):
             raise ValueError(f"audio_fill={self.audio_fill!r}: use 'silence' or 'tone'")
 
@@ -425,7 +439,7 @@ class Redactor:
             norm = _digits_of(original)[0] or norm
         key = (kind, norm)
         if key not in self._replacement:
-            pool = SYNTHETIC[kind]
+            pool = self.config.replay_values.get(kind) or SYNTHETIC[kind]
             value = pool[self._used[kind] % len(pool)]
             self._used[kind] += 1
             if kind == "NAME" and len(original.split()) == 1:

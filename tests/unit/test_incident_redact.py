@@ -227,3 +227,14 @@ def test_redaction_never_crashes_and_keeps_text_without_matches(text):
         assert out.text == text
     else:
         assert all(f"<{m.kind}>" in out.text for m in out.matches)
+
+
+def test_replay_values_replace_the_builtin_synthetic_pool():
+    import pytest
+
+    from harness.incident.redact import RedactionConfig, Redactor
+
+    r = Redactor(RedactionConfig(names=("John Miller",), replay_values={"NAME": "Anna Smith"}))
+    assert r.redact("my name is John Miller", style="synthetic").text == "my name is Anna Smith"
+    with pytest.raises(ValueError, match="unknown kind"):
+        RedactionConfig(replay_values={"NICKNAME": ("x",)})
