@@ -140,6 +140,15 @@ class ScenarioItem(pytest.Item):
         self.add_marker("e2e")
 
     def setup(self) -> None:
+        error: InfrastructureError | None = None
+        try:
+            self._setup()
+        except InfrastructureError as exc:
+            error = exc
+        if error is not None:  # failing in setup: pytest reports an ERROR, with the message only
+            pytest.fail(f"{type(error).__name__}: {error}", pytrace=False)
+
+    def _setup(self) -> None:
         schedule = _schedule(self.config)
         schedule.ensure(
             [(i.scenario, i.repeat) for i in self.session.items if isinstance(i, ScenarioItem)]
