@@ -287,7 +287,11 @@ class CallSession:
                     await rooms.close_call(room)
             traced = await self._collect(cid, plan, result)
             instance = traced or bare_instance(cid)
-            caller = {**result.to_json(), "expected_end_state": expected_end_state(plan)}
+            caller = {
+                **result.to_json(),
+                "expected_end_state": expected_end_state(plan),
+                "plan": plan_record(plan),
+            }
             instance = dc_replace(instance.with_caller(caller, "recording.wav"), source=out_dir)
             await asyncio.to_thread(save_instance, instance, out_dir)
             scores = tuple(await asyncio.to_thread(score_instance, instance, plan))
@@ -359,6 +363,15 @@ def save_instance(instance: Any, out_dir: Path) -> None:
     from harness.trace.otlp import save_instance as save
 
     save(instance, out_dir)
+
+
+def plan_record(plan: CallPlan) -> list[dict[str, Any]]:
+    """What the caller sent, per turn: voice and audio conditions (for reading a run later)."""
+    return [
+        {"index": t.index, "voice": t.voice, "conditions": list(t.conditions)}
+        for t in plan.turns
+        if t.kind == "say"
+    ]
 
 
 def bare_instance(conversation_id: str) -> Any:
