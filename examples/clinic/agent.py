@@ -185,7 +185,7 @@ async def entrypoint(ctx: JobContext) -> None:
     session = AgentSession(
         vad=ctx.proc.userdata["vad"],
         stt=PocketsphinxSTT(decoder=ctx.proc.userdata["decoder"]),
-        llm=RuleBasedLLM(faults=faults),
+        llm=RuleBasedLLM(faults=faults, call_key=conversation_id),
         tts=EspeakTTS(),
         turn_handling={
             "turn_detection": "vad",

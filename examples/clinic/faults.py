@@ -98,21 +98,24 @@ class Faults:
             values[name] = _convert(raw, name, where=f"dispatch metadata faults.{key}")
         return replace(base, **values)
 
-    def llm_delays(self) -> LatencyPlan:
-        """A fresh per-call plan of which LLM requests get the extra latency."""
-        return LatencyPlan(self)
+    def llm_delays(self, call_key: str = "") -> LatencyPlan:
+        """A fresh per-call plan of which replies get the extra latency. ``call_key`` (the
+        conversation id) makes calls draw differently while each stays reproducible."""
+        return LatencyPlan(self, call_key)
 
 
 class LatencyPlan:
     """Draws, one LLM request at a time, the extra delay before its first token.
 
-    The draws come from ``random.Random(seed)``, so the n-th request of every call with the
-    same knobs gets the same delay.
+    The draws come from ``random.Random(f"{seed}:{call_key}")``: the same call (seed and
+    conversation id) always gets the same delays, and different calls draw independently,
+    so a share of 0.2 delays about 20 % of the replies of a session, not the same replies
+    of every call.
     """
 
-    def __init__(self, faults: Faults) -> None:
+    def __init__(self, faults: Faults, call_key: str = "") -> None:
         self._faults = faults
-        self._rng = random.Random(faults.seed)
+        self._rng = random.Random(f"{faults.seed}:{call_key}")
 
     def next_delay(self) -> float:
         """Seconds to wait before the next request's first token."""

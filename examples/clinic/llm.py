@@ -34,10 +34,10 @@ _WORDS = re.compile(r"\S+\s*")
 class RuleBasedLLM(llm.LLM):
     """Deterministic: the same chat context always gives the same reply or tool call."""
 
-    def __init__(self, *, faults: Faults | None = None) -> None:
+    def __init__(self, *, faults: Faults | None = None, call_key: str = "") -> None:
         super().__init__()
         self._faults = faults or Faults()
-        self._delays = self._faults.llm_delays()
+        self._delays = self._faults.llm_delays(call_key)
 
     @property
     def faults(self) -> Faults:

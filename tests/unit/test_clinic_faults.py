@@ -156,3 +156,18 @@ def test_bug_knob_is_validated_and_read_from_env_and_metadata():
         Faults.from_env({"CLINIC_BUG": "dateloop"})
     base = Faults()
     assert Faults.from_metadata({"faults": {"bug": "date_loop"}}, base).bug == "date_loop"
+
+
+def test_latency_share_draws_differ_between_calls_but_repeat_per_call():
+    from examples.clinic.faults import Faults
+
+    f = Faults(extra_llm_latency_ms=2500, extra_llm_latency_share=0.2)
+
+    def first_two(key: str) -> tuple[float, float]:
+        plan = f.llm_delays(key)
+        return plan.next_delay(), plan.next_delay()
+
+    calls = [first_two(f"c-{i}") for i in range(500)]
+    share = sum(d > 0 for pair in calls for d in pair) / 1000
+    assert 0.15 < share < 0.25  # about 20 % of all replies, not the same replies every call
+    assert first_two("c-7") == first_two("c-7")
