@@ -54,8 +54,6 @@ class IncidentExpect(BaseModel):
     end_state: EndStateSpec | None = None
 
 
-
-
 # --- emitting ---------------------------------------------------------------------------------
 
 _PRINTABLE = re.compile(
@@ -258,5 +256,3 @@ def check_fixture(text: str, path: str | Path = "<incident>") -> Scenario:
         if turn.conditions is not None:
             parse_conditions(turn.conditions, field=f"turns[{i}].conditions")
     return scenario
-
-
