@@ -36,6 +36,15 @@ TRACK_ID_ATTRIBUTE = "lk.transcribed_track_id"
 # Agent audio frames louder than this RMS (~ -45 dBFS) are agent speech.
 AGENT_SPEECH_RMS = 10 ** (-45 / 20)
 POLL_S = 0.02
+# The sender keeps this much audio queued ahead of real time in the track's source, so a
+# stall of the caller's event loop (many calls on few cores) shorter than this never puts
+# a gap into the caller's speech. The source's own queue holds more than the lead.
+SEND_LEAD_S = 0.6
+SOURCE_QUEUE_MS = 1000
+# The sender pushes 40 ms at a time: a quarter of the per-frame work of 10 ms frames,
+# which matters when many calls share few cores. The source re-frames to 10 ms itself.
+SEND_SAMPLES = FRAME_SAMPLES * 4
+SEND_S = SEND_SAMPLES / CALL_RATE
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,9 @@ class TurnRecord:
     agent_heard: str
     barge_in_ms: float | None = None
     spoken_text: str | None = None
+    # Silence the caller's own host put into this turn's speech because its event loop
+    # stalled for longer than the send lead: the harness, not the agent, was overloaded.
+    caller_underrun_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -134,24 +146,33 @@ class _Playback:
     frames: deque[np.ndarray]
     started: asyncio.Future[float]
     finished: asyncio.Future[float]
+    underrun_s: float = 0.0  # gaps the source played inside this clip
 
 
 class _Sender:
-    """Publishes one audio track paced in real time: queued clips, silence in between."""
+    """Publishes one audio track paced in real time: queued clips, silence in between.
+
+    Frames are pushed :data:`SEND_LEAD_S` ahead of the time they play, so ``next_t`` (the
+    time the frame being pushed will be heard) is what the recording and the turn timings
+    use. When the loop falls behind ``next_t`` the source has run dry: the gap is counted
+    against the clip being played and the schedule restarts from now.
+    """
+
+    lead_s = SEND_LEAD_S
 
     def __init__(self, source: rtc.AudioSource, timeline: _Timeline) -> None:
         self._source = source
         self._timeline = timeline
         self._queue: deque[_Playback] = deque()
-        self._silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self._silence = np.zeros(SEND_SAMPLES, dtype=np.int16)
         self.channel = _ChannelWriter()
         self.frames_sent = 0
 
     def play(self, pcm: np.ndarray) -> _Playback:
         loop = asyncio.get_running_loop()
-        pad = (-len(pcm)) % FRAME_SAMPLES
+        pad = (-len(pcm)) % SEND_SAMPLES
         pcm = np.concatenate([pcm, np.zeros(pad, dtype=np.int16)])
-        frames = deque(pcm.reshape(-1, FRAME_SAMPLES))
+        frames = deque(pcm.reshape(-1, SEND_SAMPLES))
         pb = _Playback(frames, loop.create_future(), loop.create_future())
         self._queue.append(pb)
         return pb
@@ -160,23 +181,25 @@ class _Sender:
         next_t = time.monotonic()
         while True:
             now = time.monotonic()
-            if now - next_t > 0.2:  # the loop stalled: resynchronise instead of bursting
-                next_t = now
             pb = self._queue[0] if self._queue else None
+            if now - next_t > 0.01:  # the source ran dry: resynchronise, don't burst
+                if pb is not None and pb.started.done():
+                    pb.underrun_s += now - next_t
+                next_t = now
             frame = self._silence
             if pb is not None:
                 frame = pb.frames.popleft()
                 if not pb.started.done():
                     pb.started.set_result(next_t)
-            af = rtc.AudioFrame(frame.tobytes(), CALL_RATE, 1, FRAME_SAMPLES)
+            af = rtc.AudioFrame(frame.tobytes(), CALL_RATE, 1, SEND_SAMPLES)
             await self._source.capture_frame(af)
             self.channel.place(frame, self._timeline.sample(next_t))
             self.frames_sent += 1
             if pb is not None and not pb.frames:
                 self._queue.popleft()
-                pb.finished.set_result(next_t + FRAME_SAMPLES / CALL_RATE)
-            next_t += FRAME_SAMPLES / CALL_RATE
-            delay = next_t - time.monotonic()
+                pb.finished.set_result(next_t + SEND_S)
+            next_t += SEND_S
+            delay = next_t - self.lead_s - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
 
@@ -294,6 +317,7 @@ class SyntheticCaller:
         self._barge_onset: float | None = None
         self._connected_at = 0.0
         self._spoken = {t.index: t.spoken_text for t in plan.turns}
+        self._underruns: dict[int, float] = {}
 
     async def run(self) -> CallResult:
         timeline = _Timeline()
@@ -352,7 +376,7 @@ class SyntheticCaller:
                     for pub in p.track_publications.values():
                         if pub.track is not None:
                             on_track(pub.track, pub, p)
-                source = rtc.AudioSource(CALL_RATE, 1, queue_size_ms=100)
+                source = rtc.AudioSource(CALL_RATE, 1, queue_size_ms=SOURCE_QUEUE_MS)
                 track = rtc.LocalAudioTrack.create_audio_track("caller-microphone", source)
                 opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
                 await asyncio.wait_for(room.local_participant.publish_track(track, opts), 10)
@@ -470,7 +494,8 @@ class SyntheticCaller:
             self._current_turn = turn.index
             if turn.barge_in_ms is not None:
                 at = await self._barge_in_point(listener, turn)
-                await self._sleep_until(at, listener)
+                # audio queued now is heard one send lead later
+                await self._sleep_until(at - sender.lead_s, listener)
             else:
                 await self._wait(
                     lambda: not listener.speaking(time.monotonic()),
@@ -543,6 +568,14 @@ class SyntheticCaller:
         if turn.barge_in_ms is not None and self._barge_onset is not None:
             barge = round((speech_start - self._barge_onset) * 1000, 1)
         self._record(turn.index, "say", turn.text, speech_start, speech_end, speech_end, barge)
+        if pb.underrun_s > SEND_S:
+            self._underruns[turn.index] = round(pb.underrun_s * 1000, 1)
+            log.warning(
+                "the caller's audio had %.0f ms of gaps at turn %d: this host is overloaded "
+                "(lower --concurrency); the agent heard the gaps",
+                pb.underrun_s * 1000,
+                turn.index,
+            )
         await self._await_reply(listener, after=speech_start, turn=turn.index)
 
     async def _stay_silent(self, listener: _AgentListener, turn: PlannedTurn) -> None:
@@ -600,6 +633,7 @@ class SyntheticCaller:
                     agent_heard=listener.text_between(rec.start, until, of_agent=False),
                     barge_in_ms=rec.barge_in_ms,
                     spoken_text=self._spoken.get(rec.index),
+                    caller_underrun_ms=self._underruns.get(rec.index, 0.0),
                 )
             )
         return tuple(out)

@@ -72,6 +72,16 @@ class CallOutcome:
         return "\n".join(lines)
 
 
+def overload_notes(result: CallResult) -> tuple[str, ...]:
+    """Why a failed call may not be the agent's fault: the caller's own audio had gaps."""
+    return tuple(
+        f"note: the caller's audio had {t.caller_underrun_ms:.0f} ms of gaps at turn "
+        f"{t.index}, because this host was overloaded (lower --concurrency)"
+        for t in result.turns
+        if t.caller_underrun_ms > 0
+    )
+
+
 def call_dir_name(scenario_id: str, repeat: int) -> str:
     return scenario_id if repeat == 1 else f"{scenario_id}.{repeat}"
 
@@ -302,6 +312,8 @@ class CallSession:
                 + check_call_expectations(plan, traced, result.ended_at)
                 + check_score_expectations(plan, result, scores)
             )
+            if failures:
+                failures += overload_notes(result)
             outcome = CallOutcome(
                 scenario.id,
                 repeat,

@@ -465,6 +465,11 @@ def conversation_from_job(ctx: Any, *, key: str = c.METADATA_CONVERSATION_ID) ->
             return None
         otel_context.attach(baggage.set_baggage(c.BAGGAGE_CONVERSATION_ID, cid))
         set_conversation_id(cid)
+        # The span the entrypoint runs under (livekit-agents' job_entrypoint) started before
+        # the id was known; stamp it now so the whole job's tree carries the id.
+        current = trace.get_current_span()
+        if current.is_recording():
+            current.set_attribute(c.CONVERSATION_ID, cid)
         add_cb = getattr(ctx, "add_shutdown_callback", None)
         if callable(add_cb):
             add_cb(_flush_on_job_shutdown)

@@ -87,6 +87,7 @@ def test_recording_has_caller_left_and_agent_right(clinic_session, smoke_scenari
         return float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0
 
     for turn in res.turns:
+        assert turn.caller_underrun_ms == 0.0, turn  # one call on an idle host: no gaps
         if turn.kind == "say":
             # the caller is on the left while it speaks; the agent is silent on the right
             assert rms(0, turn.caller_start, turn.caller_end) > 0.01, turn

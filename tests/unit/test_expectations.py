@@ -104,3 +104,19 @@ def test_score_expectations_loop_latency_and_end_state() -> None:
     ]
     ok = [Score("loop_detected", 0.0, "bool"), Score("task_completed", 1.0, "bool")]
     assert check_score_expectations(plan, result, ok)[2:] == []
+
+
+def test_a_failed_call_names_the_callers_own_audio_gaps() -> None:
+    from dataclasses import replace
+
+    from harness.engine import overload_notes
+
+    _, result = make([Expect(), Expect()])
+    assert overload_notes(result) == ()
+    turns = list(result.turns)
+    turns[1] = replace(turns[1], caller_underrun_ms=320.4)
+    notes = overload_notes(replace(result, turns=tuple(turns)))
+    assert notes == (
+        "note: the caller's audio had 320 ms of gaps at turn 1, because this host was "
+        "overloaded (lower --concurrency)",
+    )

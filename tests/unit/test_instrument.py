@@ -199,6 +199,20 @@ def test_livekit_agents_spans_join_and_are_stamped():
     assert attrs[c.CONVERSATION_ID] == "c-lk" and attrs[c.AGENT_LAYER] == "conversational"
 
 
+def test_the_span_the_entrypoint_runs_under_gets_the_id_too():
+    """livekit-agents opens job_entrypoint before the job's id is known."""
+    from livekit.agents import telemetry as lk_telemetry
+
+    _, memory = setup(livekit=True)
+
+    def job() -> None:
+        with lk_telemetry.tracer.start_as_current_span("job_entrypoint"):
+            instrument.conversation_from_job(fake_ctx(job_meta='{"conversation_id": "c-root"}'))
+
+    in_fresh_context(job)
+    assert finished(memory)["job_entrypoint"][c.CONVERSATION_ID] == "c-root"
+
+
 # --- propagation ------------------------------------------------------------------------------
 
 
