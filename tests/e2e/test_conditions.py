@@ -18,10 +18,13 @@ SUITES = Path(__file__).parent / "suites"
 PRESETS = ["clean", "quiet_office", "noisy_street_5db", "bad_cell"]
 
 
-def test_booking_under_conditions_wer_rises_with_harsher_audio(clinic_session, smoke_scenarios):
+def test_booking_under_conditions_wer_rises_with_harsher_audio(
+    clinic_session, smoke_scenarios, capsys
+):
     with clinic_session(concurrency=2) as session:
         rows = sweep_conditions(session, smoke_scenarios["booking"], PRESETS)
-    print("\n" + sweep_table(rows))
+    with capsys.disabled():  # the table is this test's evidence: show it in every run
+        print("\n" + sweep_table(rows))
     by = {r.condition: r for r in rows}
     assert all(r.wer is not None and r.task_completion is not None for r in rows), rows
     assert by["clean"].task_completion == 1.0
@@ -29,16 +32,23 @@ def test_booking_under_conditions_wer_rises_with_harsher_audio(clinic_session, s
     assert max(by["noisy_street_5db"].wer, by["bad_cell"].wer) > by["clean"].wer
 
 
-def test_search_finds_and_shrinks_a_condition_that_breaks_a_turn(clinic_session):
+def test_search_finds_and_shrinks_a_condition_that_breaks_a_turn(clinic_session, capsys):
     scenario = load_scenario(SUITES / "hours_short.yaml")
     tried: list[tuple[float, str]] = []
+    verdicts: dict[str, bool] = {}
     with clinic_session() as session:
 
         def breaks_the_call(spec) -> bool:
-            outcome = session.run(scenario, repeat=len(tried) + 1, conditions=spec)
-            assert outcome.verdict != "error", outcome.describe()
-            tried.append((condition_severity(spec), outcome.verdict))
-            return outcome.verdict == "fail"
+            # A real call near the breaking point can go either way. Hypothesis replays the
+            # examples it shrinks to and rejects a predicate that changes its mind, so the
+            # first call under a condition is that condition's verdict.
+            key = repr(spec)
+            if key not in verdicts:
+                outcome = session.run(scenario, repeat=len(tried) + 1, conditions=spec)
+                assert outcome.verdict != "error", outcome.describe()
+                tried.append((condition_severity(spec), outcome.verdict))
+                verdicts[key] = outcome.verdict == "fail"
+            return verdicts[key]
 
         shrunk = find(
             audio_conditions(kinds=("noise", "packet_loss", "clipping")),
@@ -51,10 +61,11 @@ def test_search_finds_and_shrinks_a_condition_that_breaks_a_turn(clinic_session)
                 suppress_health_check=list(HealthCheck),
             ),
         )
-    print(
-        f"\nshrunk condition that breaks the call: {shrunk} "
-        f"(severity {condition_severity(shrunk):.2f}; {len(tried)} calls tried)"
-    )
+    with capsys.disabled():
+        print(
+            f"\nshrunk condition that breaks the call: {shrunk} "
+            f"(severity {condition_severity(shrunk):.2f}; {len(tried)} calls tried)"
+        )
     assert shrunk, "the clean call must pass"
     failing = [sev for sev, verdict in tried if verdict == "fail"]
     assert condition_severity(shrunk) == min(failing)
