@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 AGENT_CMD ?= {python} -m examples.clinic.deploy start
 PYTEST_ARGS ?=
 
-.PHONY: tools demo test test-unit test-e2e lint format bench clean
+.PHONY: tools demo test test-unit test-e2e test-gates-xdist lint format bench clean
 
 tools:
 	@bash scripts/bootstrap.sh
@@ -15,13 +15,17 @@ demo: tools
 	$(VENV)/bin/harness run scenarios/smoke --agent-cmd "$(AGENT_CMD)"
 
 test: tools
-	$(VENV)/bin/pytest tests scenarios/smoke $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests scenarios/smoke -m "not xdist_gate" $(PYTEST_ARGS)
 
 test-unit: tools
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 test-e2e: tools
-	$(VENV)/bin/pytest tests/e2e scenarios/smoke $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/e2e scenarios/smoke -m "not xdist_gate" $(PYTEST_ARGS)
+
+# The two 30-call gate sessions again with pytest-xdist -n 2 (about 13 minutes).
+test-gates-xdist: tools
+	$(VENV)/bin/pytest tests/e2e/test_gates_session.py -m xdist_gate $(PYTEST_ARGS)
 
 lint: tools
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,9 @@ REQUIRED_TOOLS = ("espeak-ng", "flite", "ffmpeg")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "xdist_gate: the gate sessions again under pytest-xdist (make test-gates-xdist)"
+    )
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
         if missing:

@@ -37,3 +37,9 @@ class SessionConfig:
     @property
     def run_dir(self) -> Path:
         return self.artifacts / self.run_id
+
+
+def worker_share(concurrency: int, workers: int) -> int:
+    """One pytest-xdist worker's share of the session's ``--concurrency``: the session as
+    a whole runs up to ``concurrency`` calls at once, whatever ``-n`` is."""
+    return max(1, -(-concurrency // max(1, workers)))

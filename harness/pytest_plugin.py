@@ -79,13 +79,15 @@ def _setting(config: pytest.Config, name: str, ini: str, typ: type, default: Any
 
 
 def session_config(config: pytest.Config):
-    from harness.config import SessionConfig
+    from harness.config import SessionConfig, worker_share
 
     kw = {n: _setting(config, n, ini, t, d) for n, ini, t, d, _ in _OPTIONS}
     kw["artifacts"] = Path(kw["artifacts"])
-    run_id = getattr(config, "workerinput", {}).get("harness_run_id")
-    if run_id:
-        kw["run_id"] = run_id
+    workerinput = getattr(config, "workerinput", {})
+    if workerinput.get("harness_run_id"):
+        kw["run_id"] = workerinput["harness_run_id"]
+    if workerinput.get("workercount"):
+        kw["concurrency"] = worker_share(kw["concurrency"], workerinput["workercount"])
     try:
         return SessionConfig(**kw)
     except ValueError as exc:
@@ -137,6 +139,7 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
         self.repeat = repeat
         self.outcome: Any = None
+        self.next_call: ScenarioItem | None = None  # the next call this process will run
         self.add_marker("e2e")
 
     def setup(self) -> None:
@@ -150,9 +153,13 @@ class ScenarioItem(pytest.Item):
 
     def _setup(self) -> None:
         schedule = _schedule(self.config)
-        schedule.ensure(
-            [(i.scenario, i.repeat) for i in self.session.items if isinstance(i, ScenarioItem)]
-        )
+        if hasattr(self.config, "workerinput"):
+            # an xdist worker collects every item but runs only those it is handed: start
+            # this call and the next one it holds, never the whole collection
+            ahead = [self] + ([self.next_call] if self.next_call is not None else [])
+        else:
+            ahead = [i for i in self.session.items if isinstance(i, ScenarioItem)]
+        schedule.ensure([(i.scenario, i.repeat) for i in ahead])
         self.outcome = schedule.outcome(self.scenario, self.repeat)
         self.config.stash[_SESSION]["outcomes"].append(self.outcome)
         self.user_properties.append(("conversation_id", self.outcome.conversation_id))
@@ -178,6 +185,12 @@ class ScenarioItem(pytest.Item):
     def reportinfo(self):
         line = self.scenario.line_of("id")
         return self.path, (line - 1 if line else None), f"scenario {self.scenario.id}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if isinstance(item, ScenarioItem):
+        item.next_call = nextitem if isinstance(nextitem, ScenarioItem) else None
 
 
 def _schedule(config: pytest.Config):

@@ -54,7 +54,10 @@ def test_search_finds_and_shrinks_a_condition_that_breaks_a_turn(clinic_session,
             audio_conditions(kinds=("noise", "packet_loss", "clipping")),
             breaks_the_call,
             settings=settings(
-                max_examples=12,
+                # Drawn at random, twelve conditions were sometimes all mild enough to pass
+                # (NoSuchExample); a fixed draw order makes the search the same every run.
+                derandomize=True,
+                max_examples=20,
                 deadline=None,
                 database=None,
                 phases=[Phase.generate, Phase.shrink],

@@ -1,0 +1,30 @@
+"""harness.config: session settings and a pytest-xdist worker's share of them."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.config import SessionConfig, worker_share
+
+
+@given(st.integers(1, 64), st.integers(1, 16))
+def test_workers_together_run_about_the_session_concurrency(concurrency, workers):
+    share = worker_share(concurrency, workers)
+    assert share >= 1
+    assert share * workers >= concurrency  # the session gets the parallelism it asked for
+    if concurrency >= workers:
+        assert (share - 1) * workers < concurrency  # and no worker takes more than needed
+
+
+def test_one_worker_keeps_the_whole_concurrency():
+    assert worker_share(4, 1) == 4
+    assert worker_share(4, 2) == 2
+    assert worker_share(1, 2) == 1
+
+
+@pytest.mark.parametrize("field", ["calls", "concurrency"])
+def test_counts_below_one_are_refused_by_name(field):
+    with pytest.raises(ValueError, match=f"{field}=0: must be at least 1"):
+        SessionConfig(**{field: 0})
