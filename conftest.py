@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-REQUIRED_TOOLS = ("espeak-ng", "flite", "ffmpeg")
+REQUIRED_TOOLS = ("espeak-ng", "flite", "text2wave", "ffmpeg")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -273,16 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="value replayed for a redacted kind, e.g. NAME='Anna Smith' (repeatable)",
     )
-    imp.add_argument("--force", action="store_true", help="overwrite an existing fixture")
-    imp.add_argument("--out", default="scenarios/incidents", help="fixture directory")
-    imp.add_argument("--audio-dir", default="audio_fixtures/incidents", help="turn audio")
+    _add_fixture_options(imp)
     imp.set_defaults(func=cmd_incident_import)
     fr = inc.add_parser("from-run", help="a failed synthetic call's artifacts -> a fixture")
     fr.add_argument("run_dir", help=".harness/runs/<run>/<scenario>/")
     fr.add_argument("--id", default=None, help="incident id")
-    fr.add_argument("--force", action="store_true", help="overwrite an existing fixture")
-    fr.add_argument("--out", default="scenarios/incidents", help="fixture directory")
-    fr.add_argument("--audio-dir", default="audio_fixtures/incidents", help="turn audio")
+    _add_fixture_options(fr)
     fr.set_defaults(func=cmd_incident_from_run)
     rep = inc.add_parser("replay", help="run an incident fixture against an agent")
     rep.add_argument("incident", help="incident id or fixture path")
@@ -304,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--all", action="store_true", help="also show livekit-agents internals")
     show.set_defaults(func=cmd_show)
     return parser
+
+
+def _add_fixture_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="overwrite an existing fixture")
+    p.add_argument("--out", default="scenarios/incidents", help="fixture directory")
+    p.add_argument("--audio-dir", default="audio_fixtures/incidents", help="turn audio")
 
 
 def main(argv: list[str] | None = None) -> int:

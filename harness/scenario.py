@@ -122,6 +122,17 @@ class CallExpect(_Strict):
         return _as_list(v)
 
 
+FailingLayer = Literal[
+    "speech_recognition",
+    "llm_dialog",
+    "tool_action",
+    "tts",
+    "after_call_workflow",
+    "telephony_transport",
+]
+"""The layers an incident's failure can be given."""
+
+
 class IncidentInfo(_Strict):
     """Where an incident fixture came from (written by ``harness incident import``)."""
 
@@ -131,14 +142,7 @@ class IncidentInfo(_Strict):
     imported_at: datetime | None = None
     occurred_at: datetime | None = None
     severity: Literal["SEV-1", "SEV-2", "SEV-3"]
-    failing_layer: Literal[
-        "speech_recognition",
-        "llm_dialog",
-        "tool_action",
-        "tts",
-        "after_call_workflow",
-        "telephony_transport",
-    ]
+    failing_layer: FailingLayer
     failed_evaluators: list[str] = Field(default_factory=list)
 
 

@@ -20,13 +20,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import yaml
 
 from harness.evaluators.base import UNIT_COUNT, UNIT_RATIO, BaseEvaluator, MetricInfo, Score
 from harness.incident.errors import IncidentError
 from harness.incident.redact import Redactor, is_national_id
+from harness.scenario import FailingLayer
 from harness.trace import conventions as c
 
 if TYPE_CHECKING:
@@ -49,15 +50,8 @@ __all__ = [
 
 RULES_FILE = Path(__file__).with_name("classify_rules.yaml")
 
-LAYERS: tuple[str, ...] = (
-    "speech_recognition",
-    "llm_dialog",
-    "tool_action",
-    "tts",
-    "after_call_workflow",
-    "telephony_transport",
-)
-"""The failing layers an incident can be given."""
+LAYERS: tuple[str, ...] = get_args(FailingLayer)
+"""The failing layers an incident can be given (the scenario schema's own list)."""
 
 SEVERITIES: tuple[str, ...] = ("SEV-1", "SEV-2", "SEV-3")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import elevenlabs  # noqa: F401  (a dev dependency: a missing SDK is an error, not a skip)
 import numpy as np
 import pytest
 
@@ -17,8 +18,6 @@ from harness.voices import (
 )
 from harness.voices.elevenlabs import ElevenLabsVoice
 from tests.support.elevenlabs_standin import ElevenLabsStandIn, expected_duration
-
-pytest.importorskip("elevenlabs")
 
 DUMMY_KEY = "test-key-not-a-secret"
 LINE = "I need to move my cleaning to Friday afternoon."
