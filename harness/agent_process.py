@@ -20,7 +20,10 @@ READY_MARKER = "registered worker"
 
 class AgentProcess:
     """Start ``cmd`` with the server's credentials in its environment; wait until the worker
-    has registered; stop the whole process group at the end."""
+    has registered; stop the whole process group at the end.
+
+    The log is appended to, so the ready marker counts only in what this process wrote:
+    an earlier process's "registered worker" in the same file must not pass for this one's."""
 
     def __init__(
         self,
@@ -48,6 +51,7 @@ class AgentProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env}
         with open(self.log_path, "ab") as log:
+            start_offset = log.seek(0, os.SEEK_END)
             try:
                 self._proc = subprocess.Popen(
                     self.cmd,
@@ -70,7 +74,7 @@ class AgentProcess:
                     f"{self._proc.returncode} before registering; log {self.log_path}:\n"
                     + self.log_tail()
                 )
-            if READY_MARKER in self.log_path.read_text(errors="replace"):
+            if self._wrote_since(start_offset, READY_MARKER):
                 return
             time.sleep(0.1)
         self.stop()
@@ -78,6 +82,11 @@ class AgentProcess:
             f"agent command {shlex.join(self.cmd)!r} did not register a worker within "
             f"{self.ready_timeout:.0f}s; log {self.log_path}:\n" + self.log_tail()
         )
+
+    def _wrote_since(self, offset: int, marker: str) -> bool:
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return marker.encode() in log.read()
 
     def log_tail(self, lines: int = 20) -> str:
         if not self.log_path.exists():

@@ -27,6 +27,7 @@ class SessionConfig:
     run_id: str = field(default_factory=new_run_id)
     collect_traces: bool = True
     trace_settle_s: float = 3.0
+    worker: str | None = None  # a pytest-xdist worker id ("gw0"): it starts its own processes
 
     def __post_init__(self) -> None:
         if self.calls < 1:
@@ -37,6 +38,12 @@ class SessionConfig:
     @property
     def run_dir(self) -> Path:
         return self.artifacts / self.run_id
+
+    def log_path(self, name: str) -> Path:
+        """Where a process this session starts writes its log: ``<run dir>/<name>.log``, or
+        ``<name>.gw0.log`` for a pytest-xdist worker, whose siblings share the run dir."""
+        suffix = f".{self.worker}" if self.worker else ""
+        return self.run_dir / f"{name}{suffix}.log"
 
 
 def worker_share(concurrency: int, workers: int) -> int:

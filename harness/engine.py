@@ -137,7 +137,7 @@ class CallSession:
         try:
             remote = remote_from_env(cfg.livekit_url)
             if remote is None:
-                self._server = LocalServer(log_path=cfg.run_dir / "livekit-server.log")
+                self._server = LocalServer(log_path=cfg.log_path("livekit-server"))
                 self.server = self._server.start()
                 self._progress(f"started livekit-server on {self.server.url}")
             else:
@@ -150,7 +150,7 @@ class CallSession:
                     agent_env.update(self._otel_env())
             if cfg.agent_cmd:
                 self.agent = AgentProcess(
-                    cfg.agent_cmd, env=agent_env, log_path=cfg.run_dir / "agent.log"
+                    cfg.agent_cmd, env=agent_env, log_path=cfg.log_path("agent")
                 )
                 self._progress(f"starting agent: {cfg.agent_cmd}")
                 self.agent.start()

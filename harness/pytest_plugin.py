@@ -86,6 +86,8 @@ def session_config(config: pytest.Config):
     workerinput = getattr(config, "workerinput", {})
     if workerinput.get("harness_run_id"):
         kw["run_id"] = workerinput["harness_run_id"]
+    if workerinput.get("workerid"):
+        kw["worker"] = workerinput["workerid"]
     if workerinput.get("workercount"):
         kw["concurrency"] = worker_share(kw["concurrency"], workerinput["workercount"])
     try:

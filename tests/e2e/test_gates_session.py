@@ -53,6 +53,11 @@ def run_session(pytester: pytest.Pytester, monkeypatch, *, fault: bool, workers:
     row = re.search(r"^e2e_latency_p90\s.*?(PASS|WARN|FAIL|INSUFFICIENT)\s*$", out, re.M)
     assert row, out[-4000:]
     print(row.group(0))
+    # one agent per process, each ready on its own registration (they share the run dir)
+    (run_dir,) = [p for p in (pytester.path / "runs").iterdir() if p.is_dir()]
+    names = [f"agent.gw{i}.log" for i in range(workers)] if workers else ["agent.log"]
+    for name in names:
+        assert (run_dir / name).read_text().count("registered worker") == 1, name
     return result, row.group(1), out
 
 

@@ -28,3 +28,12 @@ def test_one_worker_keeps_the_whole_concurrency():
 def test_counts_below_one_are_refused_by_name(field):
     with pytest.raises(ValueError, match=f"{field}=0: must be at least 1"):
         SessionConfig(**{field: 0})
+
+
+def test_logs_are_per_process_only_under_xdist(tmp_path):
+    serial = SessionConfig(artifacts=tmp_path, run_id="r")
+    assert serial.log_path("agent") == tmp_path / "r" / "agent.log"
+    workers = [SessionConfig(artifacts=tmp_path, run_id="r", worker=w) for w in ("gw0", "gw1")]
+    paths = [w.log_path("agent") for w in workers]
+    assert [p.name for p in paths] == ["agent.gw0.log", "agent.gw1.log"]
+    assert {p.parent for p in paths} == {serial.run_dir}  # one run dir, one log per worker

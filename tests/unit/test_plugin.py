@@ -39,3 +39,13 @@ def test_bad_option_value_is_a_usage_error(pytester: pytest.Pytester):
     pytester.makeini("[pytest]\nharness_calls = many\n")
     result = pytester.runpytest_subprocess("scenarios", "--collect-only")
     result.stderr.fnmatch_lines(["*--calls='many': expected int*"])
+
+
+def test_an_xdist_worker_gets_the_run_id_its_own_logs_and_a_share(pytester: pytest.Pytester):
+    from harness.pytest_plugin import session_config
+
+    config = pytester.parseconfig("--concurrency", "4")
+    config.workerinput = {"workerid": "gw1", "workercount": 2, "harness_run_id": "run-1"}
+    cfg = session_config(config)
+    assert (cfg.run_id, cfg.worker, cfg.concurrency) == ("run-1", "gw1", 2)
+    assert cfg.log_path("livekit-server").name == "livekit-server.gw1.log"
