@@ -15,6 +15,7 @@ import logging
 import time
 import wave
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,7 @@ class SyntheticCaller:
         room_name: str,
         recording_path: Path | None = None,
         identity: str = "caller",
+        on_turn: Callable[[int], None] | None = None,
     ) -> None:
         self.url = url
         self._token = token
@@ -312,6 +314,7 @@ class SyntheticCaller:
         self.room_name = room_name
         self.recording_path = recording_path
         self.identity = identity
+        self._on_turn = on_turn  # called as the caller starts each planned turn
         self._open: list[_OpenTurn] = []
         self._current_turn = 0
         self._barge_onset: float | None = None
@@ -505,6 +508,11 @@ class SyntheticCaller:
                 )
                 if turn.pause_before_s:
                     await self._sleep_until(time.monotonic() + turn.pause_before_s, listener)
+            if self._on_turn is not None:
+                try:
+                    self._on_turn(turn.index)
+                except Exception:  # a hook's bug must not cost the call its artifacts
+                    log.exception("on_turn hook failed at turn %d", turn.index)
             if turn.kind == "say":
                 await self._say(sender, listener, turn)
             else:

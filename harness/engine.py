@@ -115,9 +115,14 @@ class CallSession:
         config: SessionConfig,
         *,
         on_progress: Callable[[str], None] | None = None,
+        on_turn: Callable[[str, int, int], None] | None = None,
     ) -> None:
+        """``on_progress(message)`` reports the session's steps; ``on_turn(scenario_id,
+        repeat, turn)`` is called, from the calls' event loop, as a caller starts a turn:
+        the moment to inject a fault "at turn N"."""
         self.config = config
         self._progress = on_progress or (lambda msg: log.info(msg))
+        self._on_turn = on_turn
         self._loop: _LoopThread | None = None
         self._server: LocalServer | None = None
         self.server: ServerInfo | None = None
@@ -158,6 +163,12 @@ class CallSession:
             self.close()
             raise
         return self
+
+    def _turn_hook(self, scenario_id: str, repeat: int) -> Callable[[int], None] | None:
+        hook = self._on_turn
+        if hook is None:
+            return None
+        return lambda turn: hook(scenario_id, repeat, turn)
 
     @staticmethod
     async def _make_semaphore(n: int) -> asyncio.Semaphore:
@@ -290,6 +301,7 @@ class CallSession:
                         room_name=room.name,
                         recording_path=out_dir / "recording.wav",
                         identity=f"caller-{cid}",
+                        on_turn=self._turn_hook(label or scenario.id, repeat),
                     )
                     self._progress(f"calling {scenario.id} #{repeat} ({cid})")
                     result = await caller.run()

@@ -21,14 +21,14 @@ def clinic_session(tmp_path: Path):
     """Factory: ``with clinic_session(env={...}, concurrency=K) as session: ...``."""
 
     @contextlib.contextmanager
-    def make(env: dict[str, str] | None = None, **kw) -> Iterator[CallSession]:
+    def make(env: dict[str, str] | None = None, on_turn=None, **kw) -> Iterator[CallSession]:
         cfg = SessionConfig(
             agent_cmd=CLINIC_CMD,
             agent_env=env or {},
             artifacts=kw.pop("artifacts", tmp_path / "runs"),
             **kw,
         )
-        with CallSession(cfg) as session:
+        with CallSession(cfg, on_turn=on_turn) as session:
             yield session
 
     return make

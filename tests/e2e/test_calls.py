@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from harness.scenario import parse_scenario
+from tests.support.turns import TurnReached
 
 pytestmark = pytest.mark.e2e
 
@@ -40,9 +41,10 @@ def test_added_llm_latency_shows_up_in_measured_response_latency(clinic_session,
 
 def test_agent_killed_mid_call_fails_with_the_turn(clinic_session, smoke_scenarios):
     booking = smoke_scenarios["booking"]
-    with clinic_session() as session:
+    turn_1 = TurnReached(1)
+    with clinic_session(on_turn=turn_1) as session:
         future = session.submit(booking)
-        time.sleep(12)  # past the greeting, into the first turns
+        turn_1.wait(timeout=60)  # past the greeting: the caller starts its first turn
         assert not future.done(), future.result().describe()
         t_kill = time.time()
         session.agent.kill()

@@ -4,7 +4,6 @@ and the harness tells a crashed workflow and an unapproved action apart from a g
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from harness.scenario import load_scenario
 from harness.show import render_tree
 from harness.trace import conventions as c
 from harness.trace.otlp import load_instance
+from tests.support.turns import TurnReached
 
 pytestmark = pytest.mark.e2e
 SUITES = Path(__file__).parent / "suites"
@@ -66,9 +66,10 @@ def test_skipped_approval_names_the_unapproved_mutating_action(clinic_session, s
 
 def test_collector_outage_mid_call_does_not_break_the_call(clinic_session):
     scenario = load_scenario(SUITES / "quick_hours.yaml")
-    with clinic_session() as session:
+    turn_2 = TurnReached(2)
+    with clinic_session(on_turn=turn_2) as session:
         future = session.submit(scenario)
-        time.sleep(6)  # the greeting has been exported; now the exporters' target disappears
+        turn_2.wait(timeout=90)  # greeting and turn 1 are traced; now the collector goes away
         session.stop_collector()
         outcome = future.result(timeout=scenario.timeouts.call_s + 60)
     assert outcome.verdict == "pass", outcome.describe()
