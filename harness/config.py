@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -38,6 +38,12 @@ class SessionConfig:
     @property
     def run_dir(self) -> Path:
         return self.artifacts / self.run_id
+
+    def for_xdist_worker(self, worker: str, workers: int, run_id: str) -> SessionConfig:
+        """This session as one of ``workers`` pytest-xdist workers: the controller's run id,
+        logs of its own, and its share of the session's concurrency."""
+        share = worker_share(self.concurrency, workers)
+        return replace(self, run_id=run_id, worker=worker, concurrency=share)
 
     def log_path(self, name: str) -> Path:
         """Where a process this session starts writes its log: ``<run dir>/<name>.log``, or

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -164,12 +165,6 @@ class CallSession:
             raise
         return self
 
-    def _turn_hook(self, scenario_id: str, repeat: int) -> Callable[[int], None] | None:
-        hook = self._on_turn
-        if hook is None:
-            return None
-        return lambda turn: hook(scenario_id, repeat, turn)
-
     @staticmethod
     async def _make_semaphore(n: int) -> asyncio.Semaphore:
         return asyncio.Semaphore(n)
@@ -301,7 +296,11 @@ class CallSession:
                         room_name=room.name,
                         recording_path=out_dir / "recording.wav",
                         identity=f"caller-{cid}",
-                        on_turn=self._turn_hook(label or scenario.id, repeat),
+                        on_turn=(
+                            functools.partial(self._on_turn, label or scenario.id, repeat)
+                            if self._on_turn is not None
+                            else None
+                        ),
                     )
                     self._progress(f"calling {scenario.id} #{repeat} ({cid})")
                     result = await caller.run()

@@ -79,21 +79,20 @@ def _setting(config: pytest.Config, name: str, ini: str, typ: type, default: Any
 
 
 def session_config(config: pytest.Config):
-    from harness.config import SessionConfig, worker_share
+    from harness.config import SessionConfig
 
     kw = {n: _setting(config, n, ini, t, d) for n, ini, t, d, _ in _OPTIONS}
     kw["artifacts"] = Path(kw["artifacts"])
-    workerinput = getattr(config, "workerinput", {})
-    if workerinput.get("harness_run_id"):
-        kw["run_id"] = workerinput["harness_run_id"]
-    if workerinput.get("workerid"):
-        kw["worker"] = workerinput["workerid"]
-    if workerinput.get("workercount"):
-        kw["concurrency"] = worker_share(kw["concurrency"], workerinput["workercount"])
     try:
-        return SessionConfig(**kw)
+        cfg = SessionConfig(**kw)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    worker = getattr(config, "workerinput", None)
+    if worker is None:
+        return cfg
+    return cfg.for_xdist_worker(
+        worker["workerid"], worker["workercount"], worker.get("harness_run_id", cfg.run_id)
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

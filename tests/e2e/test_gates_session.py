@@ -58,7 +58,7 @@ def run_session(pytester: pytest.Pytester, monkeypatch, *, fault: bool, workers:
     names = [f"agent.gw{i}.log" for i in range(workers)] if workers else ["agent.log"]
     for name in names:
         assert (run_dir / name).read_text().count("registered worker") == 1, name
-    return result, row.group(1), out
+    return result, row.group(1), out, run_dir
 
 
 # Each gate session runs serially in `make test`, and again under pytest-xdist (-n 2) in
@@ -71,7 +71,7 @@ WORKERS = [
 
 @pytest.mark.parametrize("workers", WORKERS)
 def test_latency_regression_fails_the_p90_gate(pytester, monkeypatch, workers):
-    result, verdict, out = run_session(pytester, monkeypatch, fault=True, workers=workers)
+    result, verdict, out, _ = run_session(pytester, monkeypatch, fault=True, workers=workers)
     assert verdict == "FAIL", out[-4000:]
     assert f"{CALLS} passed" in out  # every call passed its own expectations ...
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # ... yet the session fails: a gate
@@ -79,11 +79,10 @@ def test_latency_regression_fails_the_p90_gate(pytester, monkeypatch, workers):
 
 @pytest.mark.parametrize("workers", WORKERS)
 def test_healthy_agent_passes_the_p90_gate(pytester, monkeypatch, capsys, workers):
-    result, verdict, out = run_session(pytester, monkeypatch, fault=False, workers=workers)
+    result, verdict, out, run_dir = run_session(pytester, monkeypatch, fault=False, workers=workers)
     assert verdict == "PASS", out[-4000:]
     assert result.ret == pytest.ExitCode.OK, out[-4000:]
     # the saved instances give the same verdicts outside pytest: the production path
-    (run_dir,) = [p for p in (pytester.path / "runs").iterdir() if p.is_dir()]
     from harness.cli import main
 
     capsys.readouterr()

@@ -37,3 +37,11 @@ def test_logs_are_per_process_only_under_xdist(tmp_path):
     paths = [w.log_path("agent") for w in workers]
     assert [p.name for p in paths] == ["agent.gw0.log", "agent.gw1.log"]
     assert {p.parent for p in paths} == {serial.run_dir}  # one run dir, one log per worker
+
+
+def test_an_xdist_worker_takes_the_run_id_its_own_logs_and_a_share():
+    session = SessionConfig(concurrency=4, calls=30, run_id="mine")
+    worker = session.for_xdist_worker("gw1", 2, run_id="controller-run")
+    assert (worker.run_id, worker.worker, worker.concurrency) == ("controller-run", "gw1", 2)
+    assert worker.calls == 30  # everything else is the session's
+    assert worker.log_path("agent").name == "agent.gw1.log"
