@@ -2,8 +2,9 @@
 
 The collector and the client posting to it share one process, one event loop and one CPU
 (pinned where the platform allows), so the figure is what a single core sustains for
-receiving, decompressing, decoding and indexing spans. Spans look like livekit-agents'
-(a dozen attributes each) and are spread over many conversations.
+receiving, decompressing, decoding and indexing spans. Spans look like livekit-agents' as
+harness_instrument stamps them (over a dozen attributes each) and are spread over many
+conversations.
 
     .venv/bin/python benchmarks/collector_ingest.py [--batches 120] [--batch-size 512]
 """
@@ -34,6 +35,8 @@ def make_batches(n_batches: int, size: int, conversations: int, seed: int = 7) -
         c.SERVICE_NAME: "clinic-agent",
         c.AGENT_LAYER: "conversational",
         c.AGENT_VERSION: "1.4.0",
+        c.SERVICE_VERSION: "1.4.0",
+        c.DEPLOYMENT_ENVIRONMENT_NAME: "bench",
         c.DEPLOYMENT_ENVIRONMENT: "bench",
         "telemetry.sdk.language": "python",
         "process.pid": 4242,
@@ -58,6 +61,8 @@ def make_batches(n_batches: int, size: int, conversations: int, seed: int = 7) -
                         c.CONVERSATION_ID: f"c-{conv:05d}",
                         c.AGENT_LAYER: "conversational",
                         c.AGENT_VERSION: "1.4.0",
+                        c.SERVICE_VERSION: "1.4.0",
+                        c.DEPLOYMENT_ENVIRONMENT_NAME: "bench",
                         c.DEPLOYMENT_ENVIRONMENT: "bench",
                         c.LK_SPEECH_ID: f"speech_{span_no:x}",
                         c.LK_RESPONSE_TTFT: rng.random(),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the harness, its tests and `make demo` need, idempotently:
 #   1. Debian packages (offline TTS engines, ffmpeg, sox, promtool, tcpdump, iproute2)
-#   2. a venv in .venv with the project in editable mode plus dev extras
+#   2. a venv in .venv with the project and instrument/ (its own distribution) in editable
+#      mode, plus dev extras
 #   3. the real LiveKit server, built with `go install`, in .tools/bin (git-ignored)
 # Each step is skipped when already done, so a second run takes about a second.
 set -euo pipefail
@@ -35,14 +36,16 @@ step_apt() {
 step_venv() {
   local stamp="$VENV/.harness-installed"
   local want
-  want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+  want=$(cat pyproject.toml instrument/pyproject.toml | sha256sum | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
     say "venv: up to date ($VENV)"; return
   fi
-  say "venv: installing the project with dev extras into $VENV"
+  say "venv: installing the project and instrument/ with dev extras into $VENV"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" || die "command failed: $PYTHON -m venv $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null || die "command failed: pip install --upgrade pip"
-  "$VENV/bin/python" -m pip install -q -e ".[dev]" || die "command failed: $VENV/bin/pip install -e '.[dev]'"
+  # one command, so the root's pin on livekit-call-harness-instrument resolves to ./instrument
+  "$VENV/bin/python" -m pip install -q -e ./instrument -e ".[dev]" \
+    || die "command failed: $VENV/bin/pip install -e ./instrument -e '.[dev]'"
   echo "$want" > "$stamp"
 }
 

@@ -49,12 +49,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import harness_instrument as instrument
 from aiohttp import web
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
 
-from harness import instrument
 from harness.trace import conventions as c
 
 from . import deploy, store

@@ -22,6 +22,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+import harness_instrument as instrument
 from livekit import rtc
 from livekit.agents import (
     Agent,
@@ -41,7 +42,6 @@ from livekit.agents import (
 )
 from livekit.plugins import silero
 
-from harness import instrument
 from harness.audio.clip import Clip
 
 from . import bookings, clients, dialog

@@ -49,11 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import harness_instrument as instrument
 from aiohttp import web
 from opentelemetry.semconv.attributes import http_attributes
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from harness import instrument
 from harness.trace import conventions as c
 
 from . import deploy, store

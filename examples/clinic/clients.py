@@ -1,6 +1,6 @@
 """What the conversational agent calls to reach the other two layers.
 
-Every request carries the current trace context (``harness.instrument.inject``): W3C
+Every request carries the current trace context (``harness_instrument.inject``): W3C
 ``traceparent`` and ``baggage`` with the conversation id, so the background agent's spans
 are children of the agent's ``function_tool`` span and the after-call workflow links to
 the call.
@@ -24,8 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
-
-from harness import instrument
+import harness_instrument as instrument
 
 from .deploy import ENV_BACKEND_URL, ENV_WORKFLOW_URL
 

@@ -1,8 +1,8 @@
 """The trace layer: OTLP receiver, Instance and its views, OTLP/JSON file io, names.
 
-Names are imported lazily, so ``from harness.trace import conventions`` (what
-:mod:`harness.instrument` needs inside user services) pulls in neither aiohttp nor the
-protobuf codecs.
+Names are imported lazily, so ``from harness.trace import conventions`` (our own names come
+from the separate ``harness_instrument`` distribution, which user services import) pulls in
+neither aiohttp nor the protobuf codecs.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Every span name and attribute key the harness writes or reads, in one place.
 
-Ours (written by :mod:`harness.instrument`) come first, then livekit-agents' names, which
-are read exactly as ``livekit/agents/telemetry/trace_types.py`` spells them. Keys that carry
-user data (transcripts, tool payloads, room names) contain a ``pii`` segment, so redaction
-can drop them by name.
+Ours (written by :mod:`harness_instrument`, defined in ``harness_instrument.conventions``
+and re-exported here) come first, then livekit-agents' names, which are read exactly as
+``livekit/agents/telemetry/trace_types.py`` spells them. Keys that carry user data
+(transcripts, tool payloads, room names) contain a ``pii`` segment, so redaction can drop
+them by name. Readers of the environment read ``DEPLOYMENT_ENVIRONMENT_NAME`` first, then
+the older ``DEPLOYMENT_ENVIRONMENT``.
 
 Which livekit-agents span carries which ``lk.*`` attribute (livekit-agents 1.8):
 
@@ -30,44 +32,36 @@ from __future__ import annotations
 from typing import Final, Literal
 
 # --- ours -------------------------------------------------------------------------------
-
-CONVERSATION_ID: Final = "conversation.id"
-"""The conversation an instance is keyed by. On every span, and in baggage across services."""
-AGENT_LAYER: Final = "agent.layer"
-AGENT_VERSION: Final = "agent.version"
-DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment"
-SERVICE_NAME: Final = "service.name"
-
-Layer = Literal["conversational", "background", "workflow"]
-LAYER_CONVERSATIONAL: Final = "conversational"
-LAYER_BACKGROUND: Final = "background"
-LAYER_WORKFLOW: Final = "workflow"
-LAYERS: Final[tuple[str, ...]] = (LAYER_CONVERSATIONAL, LAYER_BACKGROUND, LAYER_WORKFLOW)
-
-INTENT_NAME: Final = "intent.name"
-INTENT_OUTCOME: Final = "intent.outcome"
-
-ACTION_NAME: Final = "action.name"
-ACTION_MUTATING: Final = "action.mutating"
-ACTION_APPROVAL: Final = "action.approval"
-
-Approval = Literal["approved", "denied", "skipped"]
-APPROVAL_APPROVED: Final = "approved"
-APPROVAL_DENIED: Final = "denied"
-APPROVAL_SKIPPED: Final = "skipped"
-APPROVALS: Final[tuple[str, ...]] = (APPROVAL_APPROVED, APPROVAL_DENIED, APPROVAL_SKIPPED)
-
-# Our span names: "intent <intent.name>" and "action <action.name>" (the operation, then its
-# target, as the OpenTelemetry GenAI conventions name "execute_tool <tool>"). Views find
-# these spans by attribute, never by name.
-SPAN_INTENT_PREFIX: Final = "intent"
-SPAN_ACTION_PREFIX: Final = "action"
-
-BAGGAGE_CONVERSATION_ID: Final = CONVERSATION_ID
-"""The baggage key that carries the conversation id between services."""
-
-METADATA_CONVERSATION_ID: Final = "conversation_id"
-"""The key of the conversation id in room and agent dispatch metadata (a JSON object)."""
+# Written by the instrument, which owns them (one source of truth); re-exported here.
+from harness_instrument.conventions import (  # noqa: F401  (re-exported)
+    ACTION_APPROVAL,
+    ACTION_MUTATING,
+    ACTION_NAME,
+    AGENT_LAYER,
+    AGENT_VERSION,
+    APPROVAL_APPROVED,
+    APPROVAL_DENIED,
+    APPROVAL_SKIPPED,
+    APPROVALS,
+    BAGGAGE_CONVERSATION_ID,
+    CONVERSATION_ID,
+    DEPLOYMENT_ENVIRONMENT,
+    DEPLOYMENT_ENVIRONMENT_NAME,
+    INTENT_NAME,
+    INTENT_OUTCOME,
+    LAYER_BACKGROUND,
+    LAYER_CONVERSATIONAL,
+    LAYER_WORKFLOW,
+    LAYERS,
+    METADATA_CONVERSATION_ID,
+    OTLP_TRACES_PATH,
+    SERVICE_NAME,
+    SERVICE_VERSION,
+    SPAN_ACTION_PREFIX,
+    SPAN_INTENT_PREFIX,
+    Approval,
+    Layer,
+)
 
 # --- livekit-agents span names ------------------------------------------------------------
 
@@ -112,6 +106,33 @@ LK_PII_FUNCTION_TOOL_OUTPUT: Final = "lk.pii.function_tool.output"
 LK_ROOM_SID: Final = "lk.room_sid"
 LK_JOB_ID: Final = "lk.job_id"
 LK_AGENT_NAME: Final = "lk.agent_name"
+LK_DISPATCH_ID: Final = "lk.dispatch_id"
+LK_ROOM_NAME: Final = "lk.room_name"
+"""Not written by livekit-agents 1.8 (it writes ``lk.pii.room_name``); older releases and
+other LiveKit integrations do."""
+LIVEKIT_SCOPE: Final = "livekit-agents"
+"""The instrumentation scope of every span livekit-agents starts."""
+
+# --- OpenTelemetry GenAI conventions ------------------------------------------------------
+
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+"""livekit-agents sets it to the room's server id (``lk.room_sid``) on every span of a job."""
+
+JOIN_KEYS: Final[tuple[str, ...]] = (
+    GEN_AI_CONVERSATION_ID,
+    LK_ROOM_SID,
+    LK_PII_ROOM_NAME,
+    LK_ROOM_NAME,
+    LK_JOB_ID,
+    LK_DISPATCH_ID,
+)
+"""Attributes (on the span, else its resource) whose values tie a span to a call when it
+carries no ``conversation.id``, in the order they are tried. Their values are ids the
+harness knows (it created the room and the dispatch) or learns from a span that carries
+both (``job_entrypoint`` carries the job id beside the room's)."""
+ADOPTABLE_KEYS: Final[tuple[str, ...]] = (GEN_AI_CONVERSATION_ID, LK_ROOM_SID)
+"""Join keys that may name a conversation of their own, for traces whose calls nobody
+registered (a production export): one call per room."""
 
 # --- OTLP ----------------------------------------------------------------------------------
 
@@ -119,8 +140,6 @@ STATUS_UNSET: Final = "unset"
 STATUS_OK: Final = "ok"
 STATUS_ERROR: Final = "error"
 Status = Literal["unset", "ok", "error"]
-
-OTLP_TRACES_PATH: Final = "/v1/traces"
 
 
 def is_pii(key: str) -> bool:

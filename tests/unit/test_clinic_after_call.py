@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import harness_instrument as instrument
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from opentelemetry import baggage
@@ -27,7 +28,6 @@ from opentelemetry.trace import StatusCode
 
 from examples.clinic import clients, store
 from examples.clinic.after_call import Job, WorkflowConfig, create_app, summarize
-from harness import instrument
 from harness.trace import conventions as c
 from harness.trace.collector import Collector
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import harness_instrument as instrument
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -35,7 +36,6 @@ from examples.clinic.backend import (
     create_app,
 )
 from examples.clinic.faults import FaultConfigError
-from harness import instrument
 from harness.trace import conventions as c
 from harness.trace.collector import Collector
 

@@ -1,4 +1,4 @@
-"""harness.instrument: stamping, the conversation id, propagation, and never breaking the host."""
+"""harness_instrument: stamping, the conversation id, propagation, and never breaking the host."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 import time
 from types import SimpleNamespace
 
+import harness_instrument as instrument
 import pytest
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
@@ -19,7 +20,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from harness import instrument
 from harness.trace import conventions as c
 from harness.trace.collector import Collector
 
@@ -307,7 +307,7 @@ def test_action_attributes_and_a_late_approval(caplog):
         pass
     with instrument.action("create_booking") as act:
         act.set_approval("denied")
-    with caplog.at_level(logging.WARNING, logger="harness.instrument"):
+    with caplog.at_level(logging.WARNING, logger="harness_instrument"):
         with instrument.action("odd", approval="maybe"):  # recorded as given, never raised
             pass
     got = finished(memory)
@@ -324,7 +324,7 @@ def test_action_attributes_and_a_late_approval(caplog):
 
 def test_a_dead_collector_never_raises_into_the_agent(caplog):
     _, memory = setup()  # exporting to a port nobody listens on
-    with caplog.at_level(logging.WARNING, logger="harness.instrument"):
+    with caplog.at_level(logging.WARNING, logger="harness_instrument"):
         for n in range(3):
             with instrument.intent(f"turn-{n}") as it:
                 it.set_outcome("ok")
@@ -358,7 +358,7 @@ def test_the_guarded_exporter_swallows_exporter_exceptions(caplog):
             raise RuntimeError("broken")
 
     guarded = instrument._GuardedExporter(Exploding(), "http://x")
-    with caplog.at_level(logging.WARNING, logger="harness.instrument"):
+    with caplog.at_level(logging.WARNING, logger="harness_instrument"):
         results = [guarded.export([object()]) for _ in range(5)]
     assert results == [SpanExportResult.FAILURE] * 5 and Exploding.calls == 5
     assert guarded.force_flush() is False
@@ -375,7 +375,7 @@ def test_a_broken_exporter_set_up_leaves_the_service_untraced_not_crashed(monkey
         raise ValueError("bad OTEL_EXPORTER_OTLP_HEADERS")
 
     monkeypatch.setattr(instrument, "_make_exporter", broken)
-    with caplog.at_level(logging.WARNING, logger="harness.instrument"):
+    with caplog.at_level(logging.WARNING, logger="harness_instrument"):
         provider = instrument.init_tracing("svc", "conversational", livekit=False, set_global=False)
     with instrument.intent("still-works"):
         pass
@@ -385,7 +385,7 @@ def test_a_broken_exporter_set_up_leaves_the_service_untraced_not_crashed(monkey
 
 def test_instrument_does_not_import_the_collector_stack():
     code = (
-        "import sys, harness.instrument; "
+        "import sys, harness_instrument; "
         "bad = [m for m in ('aiohttp', 'harness.trace.collector', 'harness.trace.otlp', "
         "'livekit.agents') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
@@ -397,7 +397,7 @@ def test_the_first_provider_becomes_the_global_one():
     code = """
 import sys
 from opentelemetry import trace
-from harness import instrument
+import harness_instrument as instrument
 first = instrument.init_tracing("a", "workflow", endpoint="http://127.0.0.1:9", livekit=False)
 second = instrument.init_tracing("b", "workflow", endpoint="http://127.0.0.1:9", livekit=False)
 ok = trace.get_tracer_provider() is first and instrument.get_tracer() is not None
@@ -432,3 +432,46 @@ def test_spans_reach_the_collector_over_otlp_http(monkeypatch):
     assert book.attributes[c.INTENT_OUTCOME] == "booked"
     assert book.layer == "conversational" and book.service_name == "clinic-agent"
     assert inst.parent(book).name == "agent_session"
+
+
+# --- current and older names ------------------------------------------------------------------
+
+
+def test_the_current_semantic_convention_names_are_written_beside_ours():
+    provider, memory = setup("workflow")
+    in_fresh_context(lambda: instrument.get_tracer().start_span("x").end())
+    attrs = finished(memory)["x"]
+    assert attrs[c.SERVICE_VERSION] == attrs[c.AGENT_VERSION] == "1.2.3"
+    assert attrs[c.DEPLOYMENT_ENVIRONMENT_NAME] == attrs[c.DEPLOYMENT_ENVIRONMENT] == "ci"
+    res = provider.resource.attributes
+    assert res[c.SERVICE_VERSION] == "1.2.3" and res[c.DEPLOYMENT_ENVIRONMENT_NAME] == "ci"
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        (
+            {c.SERVICE_VERSION: "2.0", c.DEPLOYMENT_ENVIRONMENT: "old-env"},
+            {c.AGENT_VERSION: "2.0", c.SERVICE_VERSION: "2.0"},
+        ),
+        (
+            {c.AGENT_VERSION: "3.0", c.DEPLOYMENT_ENVIRONMENT_NAME: "new-env"},
+            {c.AGENT_VERSION: "3.0", c.SERVICE_VERSION: "3.0"},
+        ),
+    ],
+)
+def test_a_foreign_resource_with_either_name_fills_both(resource, expected):
+    """A provider built elsewhere (OTEL_RESOURCE_ATTRIBUTES with one of the names)."""
+    from opentelemetry.sdk.resources import Resource
+
+    provider = TracerProvider(resource=Resource.create({c.AGENT_LAYER: "background", **resource}))
+    provider.add_span_processor(instrument.ConversationSpanProcessor())
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    in_fresh_context(lambda: provider.get_tracer("t").start_span("x").end())
+    attrs = finished(memory)["x"]
+    env = resource.get(c.DEPLOYMENT_ENVIRONMENT_NAME) or resource.get(c.DEPLOYMENT_ENVIRONMENT)
+    assert attrs[c.DEPLOYMENT_ENVIRONMENT_NAME] == attrs[c.DEPLOYMENT_ENVIRONMENT] == env
+    assert {k: attrs[k] for k in expected} == expected
+    assert attrs[c.AGENT_LAYER] == "background"
+    provider.shutdown()

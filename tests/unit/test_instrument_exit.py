@@ -1,7 +1,7 @@
 """Spans that end just before a job process exits still reach the collector.
 
 livekit-agents' job processes leave through multiprocessing's exit path (os._exit), which
-skips atexit; harness.instrument flushes from multiprocessing's finalizers too."""
+skips atexit; harness_instrument flushes from multiprocessing's finalizers too."""
 
 import multiprocessing as mp
 import os
@@ -12,7 +12,7 @@ from harness.trace.collector import Collector
 def _child(endpoint: str) -> None:
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "60000"  # only the exit flush can send it
-    from harness import instrument
+    import harness_instrument as instrument
 
     instrument.init_tracing("exit-test", layer="conversational", livekit=False)
     instrument.set_conversation_id("c-exit")

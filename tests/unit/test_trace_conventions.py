@@ -79,3 +79,14 @@ def test_attribute_keys_are_unique():
         if "." in v and not k.startswith(("BAGGAGE_", "SPAN_", "OTLP_"))
     ]
     assert len(keys) == len(set(keys))
+
+
+def test_the_instruments_names_have_one_source_of_truth():
+    from harness_instrument import conventions as ours
+
+    owned = {k: v for k, v in vars(ours).items() if k[:1].isupper() and not k.startswith("_")}
+    assert owned and all(getattr(c, k) is v for k, v in owned.items())
+    assert (c.DEPLOYMENT_ENVIRONMENT_NAME, c.SERVICE_VERSION) == (
+        "deployment.environment.name",
+        "service.version",
+    )

@@ -1,7 +1,8 @@
 """What voice agents and their services import to join a call's Instance.
 
-It depends only on the OpenTelemetry API, SDK and OTLP/HTTP exporter; livekit-agents is
-used when it is installed and imported only then. Typical use::
+The distribution ``livekit-call-harness-instrument`` depends only on the OpenTelemetry API,
+SDK and OTLP/HTTP exporter; livekit-agents is used when it is installed and imported only
+then. Typical use (``import harness_instrument as instrument``)::
 
     # every service, once at start-up
     instrument.init_tracing("clinic-agent", layer="conversational", version="1.4.0")
@@ -23,10 +24,14 @@ used when it is installed and imported only then. Typical use::
     with instrument.linked_span("after_call", job["trace"]):
         ...
 
-A span processor stamps ``conversation.id``, ``agent.layer``, ``agent.version`` and
-``deployment.environment`` on every span, livekit-agents' own included, so user code never
-sets them. Nothing here raises into the code it observes: an unreachable collector is
-logged (at most once a minute) and the spans are dropped; flush and shutdown are bounded.
+A span processor stamps ``conversation.id``, ``agent.layer``, ``agent.version``,
+``service.version`` and ``deployment.environment.name`` (and the older
+``deployment.environment``) on every span, livekit-agents' own included, so user code never
+sets them. Without any code, ``harness-instrument CMD`` or
+``import harness_instrument.autoconfigure`` set tracing up from the standard ``OTEL_*``
+variables (:mod:`harness_instrument.auto`). Nothing here raises into the code it observes:
+an unreachable collector is logged (at most once a minute) and the spans are dropped; flush
+and shutdown are bounded.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from harness.trace import conventions as c
+from harness_instrument import conventions as c
 
 __all__ = [
     "ActionSpan",
@@ -75,11 +80,21 @@ __all__ = [
     "shutdown_tracing",
 ]
 
-log = logging.getLogger("harness.instrument")
+log = logging.getLogger("harness_instrument")
 
-_TRACER_NAME = "harness.instrument"
+_TRACER_NAME = "harness_instrument"
 _LOG_INTERVAL_S = 60.0
 _DEFAULT_SCHEDULE_DELAY_MS = 500
+# Span attribute <- resource attributes, the first one present: the current and the older
+# names of one value, so a provider built elsewhere (OTEL_RESOURCE_ATTRIBUTES with only
+# service.version or only deployment.environment) still stamps every name readers look for.
+_STAMPED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (c.AGENT_LAYER, (c.AGENT_LAYER,)),
+    (c.AGENT_VERSION, (c.AGENT_VERSION, c.SERVICE_VERSION)),
+    (c.SERVICE_VERSION, (c.SERVICE_VERSION, c.AGENT_VERSION)),
+    (c.DEPLOYMENT_ENVIRONMENT_NAME, (c.DEPLOYMENT_ENVIRONMENT_NAME, c.DEPLOYMENT_ENVIRONMENT)),
+    (c.DEPLOYMENT_ENVIRONMENT, (c.DEPLOYMENT_ENVIRONMENT, c.DEPLOYMENT_ENVIRONMENT_NAME)),
+)
 _PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 # OpenTelemetry's own exporter loggers: rate-limited so an outage does not flood the logs
 _OTEL_LOGGERS = (
@@ -144,9 +159,10 @@ class ConversationSpanProcessor(SpanProcessor):
     ``conversation.id`` comes from baggage (the span's parent context, then the current
     one), else from the process-wide conversation id that :func:`conversation_from_job`
     sets: livekit-agents starts some spans from contexts captured before the entrypoint
-    could put the id in baggage. ``agent.layer``, ``agent.version`` and
-    ``deployment.environment`` come from the resource. Attributes a span already has are
-    left alone. It never raises.
+    could put the id in baggage. ``agent.layer``, ``agent.version``, ``service.version``,
+    ``deployment.environment.name`` and ``deployment.environment`` come from the resource
+    (either name of the version and of the environment fills both). Attributes a span
+    already has are left alone. It never raises.
     """
 
     def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
@@ -160,9 +176,11 @@ class ConversationSpanProcessor(SpanProcessor):
                     attrs[c.CONVERSATION_ID] = cid
             resource = getattr(span, "resource", None)
             res_attrs = resource.attributes if resource is not None else {}
-            for key in (c.AGENT_LAYER, c.AGENT_VERSION, c.DEPLOYMENT_ENVIRONMENT):
-                value = res_attrs.get(key)
-                if value is not None and key not in existing:
+            for key, sources in _STAMPED:
+                if key in existing:
+                    continue
+                value = next((res_attrs[s] for s in sources if res_attrs.get(s) is not None), None)
+                if value is not None:
                     attrs[key] = value
             if attrs:
                 span.set_attributes(attrs)
@@ -286,7 +304,9 @@ def init_tracing(
     Spans go over OTLP/HTTP to ``endpoint`` (a base URL such as the collector's
     ``endpoint``) or, by default, where the standard ``OTEL_EXPORTER_OTLP_*`` variables
     say (endpoint, headers, compression, timeout). The resource carries ``service.name``,
-    ``agent.layer``, ``agent.version`` and ``deployment.environment``.
+    ``agent.layer``, ``agent.version`` and ``service.version`` (both ``version``),
+    ``deployment.environment.name`` and the older ``deployment.environment`` (both
+    ``environment``); other ``OTEL_RESOURCE_ATTRIBUTES`` are kept.
 
     ``livekit``: hand the provider to livekit-agents so its own spans join (None: when it
     is installed; True: it must be; False: never). ``allow_pii`` is passed on to it: False
@@ -300,6 +320,9 @@ def init_tracing(
             c.SERVICE_NAME: service_name,
             c.AGENT_LAYER: layer,
             c.AGENT_VERSION: version,
+            c.SERVICE_VERSION: version,
+            c.DEPLOYMENT_ENVIRONMENT_NAME: environment,
+            # still written: readers of the older name (the harness's own tests) rely on it
             c.DEPLOYMENT_ENVIRONMENT: environment,
             "process.pid": os.getpid(),
         }
@@ -328,13 +351,17 @@ def init_tracing(
             # through os._exit, which skips atexit but runs multiprocessing's finalizers:
             # without this, the spans that end last (the job's root span) are lost.
             multiprocessing.util.Finalize(None, _shutdown_all_at_exit, exitpriority=100)
+            # A multiprocessing child clears the finalizers it inherited (forkserver and
+            # fork) or registered while starting up (spawn, and the zero-code set-up run by
+            # sitecustomize): register the flush again in each child.
+            multiprocessing.util.register_after_fork(_state, _register_exit_flush)
 
     if set_global:
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             trace.set_tracer_provider(provider)
         else:
             log.info(
-                "a global tracer provider is already set; harness.instrument spans use %s's",
+                "a global tracer provider is already set; harness_instrument spans use %s's",
                 service_name,
             )
     if livekit is not False:
@@ -404,6 +431,13 @@ def shutdown_tracing(timeout_s: float = 5.0) -> bool:
 
 def _shutdown_all_at_exit() -> None:
     shutdown_tracing(timeout_s=3.0)
+
+
+def _register_exit_flush(_: object) -> None:
+    try:
+        multiprocessing.util.Finalize(None, _shutdown_all_at_exit, exitpriority=100)
+    except Exception:
+        log.debug("cannot register the exit flush in a child process", exc_info=True)
 
 
 # --- the conversation id ----------------------------------------------------------------------
