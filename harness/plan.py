@@ -57,7 +57,7 @@ class PlannedTurn:
 @dataclass(frozen=True)
 class CallPlan:
     scenario_id: str
-    agent_name: str
+    agent_name: str | None  # None: the scenario has no `agent`; see resolve_agent_name
     turns: tuple[PlannedTurn, ...]
     timeouts: Timeouts
     greeting: Expect | None = None

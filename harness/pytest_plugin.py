@@ -1,13 +1,25 @@
 """pytest wiring: options, scenario collection, per-call items, the session's calls.
 
-No logic lives here: it turns options into a :class:`harness.engine.SessionConfig`,
+No logic lives here: it turns options into a :class:`harness.config.SessionConfig`,
 scenario files into items, and outcomes into pytest reports. Infrastructure problems
 are raised in an item's setup (reported as errors); agent misbehaviour in its call
 (reported as failures).
+
+Installing the package loads this plugin into every pytest run of the environment, so
+it collects only the files that the ini option ``harness_scenarios`` names: glob
+patterns relative to the rootdir, where ``**`` matches any number of directories (see
+:mod:`harness.collect`). The default is ``**/*.scenario.yaml`` and ``**/*.scenario.yml``;
+a project whose scenarios are plain ``.yaml`` files says so, e.g. in pyproject.toml::
+
+    [tool.pytest.ini_options]
+    harness_scenarios = ["scenarios/**/*.yaml"]
+
+pytest-xdist's hooks are optional here: nothing breaks where xdist is absent.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +53,16 @@ _OPTIONS: list[tuple[str, str, type, Any, str]] = [
     ("calls", "harness_calls", int, 1, "repeat each scenario N times"),
     ("concurrency", "harness_concurrency", int, 1, "run up to K calls at once"),
     ("artifacts", "harness_artifacts", str, ".harness/runs", "directory for per-call artifacts"),
+    (
+        "collector",
+        "harness_collector",
+        str,
+        None,
+        "listen address of the trace receiver, HOST:PORT, :PORT or PORT (default: a free "
+        "loopback port), for an agent started outside the harness to export to",
+    ),
 ]
+_METAVARS = {"collector": "ADDRESS"}
 
 # Gate settings: not call settings, so not part of SessionConfig.
 _GATE_OPTIONS: list[tuple[str, str, str]] = [
@@ -56,13 +77,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "synthetic calls against LiveKit voice agents")
     for name, ini, typ, default, help_ in _OPTIONS:
         flag = "--" + name.replace("_", "-")
+        metavar = _METAVARS.get(name, name.upper())
         group.addoption(
-            flag, dest=f"harness_{name}", type=typ, default=None, metavar=name.upper(), help=help_
+            flag, dest=f"harness_{name}", type=typ, default=None, metavar=metavar, help=help_
         )
         parser.addini(ini, help_, default=None if default is None else str(default))
     for name, ini, help_ in _GATE_OPTIONS:
         group.addoption(f"--{name}", dest=f"harness_{name}", metavar="FILE", help=help_)
         parser.addini(ini, help_, default=None)
+    from harness.collect import DEFAULT_SCENARIO_GLOBS
+
+    parser.addini(
+        "harness_scenarios",
+        "glob patterns of scenario files, relative to the rootdir; ** matches any number of "
+        f"directories (default: {' '.join(DEFAULT_SCENARIO_GLOBS)})",
+        type="linelist",
+        default=list(DEFAULT_SCENARIO_GLOBS),
+    )
 
 
 def _setting(config: pytest.Config, name: str, ini: str, typ: type, default: Any) -> Any:
@@ -78,11 +109,34 @@ def _setting(config: pytest.Config, name: str, ini: str, typ: type, default: Any
         raise pytest.UsageError(f"{flag}={value!r}: expected {typ.__name__}") from None
 
 
+def _agent_command(config: pytest.Config) -> tuple[str | None, str | None]:
+    from harness.config import agent_command, remote_server_source
+
+    remote = remote_server_source(
+        config.getoption("harness_livekit_url"),
+        config.getini("harness_livekit_url") or None,
+        os.environ,
+    )
+    ini_cmd = config.getini("harness_agent_cmd") or None
+    return agent_command(config.getoption("harness_agent_cmd"), ini_cmd, remote)
+
+
 def session_config(config: pytest.Config):
-    from harness.config import SessionConfig
+    """The one place options become a :class:`harness.config.SessionConfig` (also called
+    in each pytest-xdist worker)."""
+    from harness.config import SessionConfig, parse_collector_address
 
     kw = {n: _setting(config, n, ini, t, d) for n, ini, t, d, _ in _OPTIONS}
     kw["artifacts"] = Path(kw["artifacts"])
+    kw["agent_cmd"], _ = _agent_command(config)
+    address = kw.pop("collector")
+    if address is not None:
+        cli = config.getoption("harness_collector") is not None
+        where = "--collector" if cli else "harness_collector"
+        try:
+            kw["collector_host"], kw["collector_port"] = parse_collector_address(address)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
     try:
         cfg = SessionConfig(**kw)
     except ValueError as exc:
@@ -105,9 +159,24 @@ def pytest_configure(config: pytest.Config) -> None:
         "gate_run": None,
         "verdicts": None,
     }
-    session_config(config)  # bad option values are usage errors now, not at the first call
+    cfg = session_config(config)  # bad option values are usage errors now, not at the first call
+    if not hasattr(config, "workerinput"):
+        from harness.config import collector_conflict
+
+        workers = getattr(config.option, "numprocesses", None) or 0  # pytest-xdist's -n
+        problem = collector_conflict(cfg.collector_port, workers)
+        if problem is not None:
+            raise pytest.UsageError(problem)
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller prints it
+        return []
+    _, notice = _agent_command(config)
+    return [notice] if notice else []
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:  # pytest-xdist: one run id for all workers
     cfg = session_config(node.config)
     node.config.stash[_SESSION].setdefault("run_id", cfg.run_id)
@@ -115,20 +184,27 @@ def pytest_configure_node(node: Any) -> None:  # pytest-xdist: one run id for al
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts:
+    from harness.collect import is_scenario_file
+
+    config = parent.config
+    if is_scenario_file(file_path, config.rootpath, config.getini("harness_scenarios")):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 
 
 class ScenarioFile(pytest.File):
     def collect(self):
-        from harness.scenario import load_scenario
+        from harness.collect import shown_path
+        from harness.scenario import load_scenario, resolve_agent_name
 
+        cfg = session_config(self.config)
+        shown = shown_path(self.path, cwd=Path.cwd(), rootdir=self.config.rootpath)
         try:
-            scenario = load_scenario(self.path.relative_to(self.config.rootpath))
+            scenario = load_scenario(self.path, shown_as=shown)
+            resolve_agent_name(scenario, cfg.agent_name)  # no agent: a collection error
         except ScenarioError as exc:
             raise self.CollectError(str(exc)) from None
-        calls = session_config(self.config).calls
+        calls = cfg.calls
         for repeat in range(1, calls + 1):
             name = scenario.id if calls == 1 else f"{scenario.id}[{repeat}]"
             yield ScenarioItem.from_parent(self, name=name, scenario=scenario, repeat=repeat)
@@ -206,6 +282,9 @@ def _schedule(config: pytest.Config):
         except InfrastructureError as exc:
             state["error"] = exc
             raise
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if session.export_notice and reporter is not None:
+            reporter.write_line(f"\nharness: {session.export_notice}")
         state["session"] = session
         state["schedule"] = Schedule(session)
     return state["schedule"]
@@ -221,8 +300,14 @@ def _gate_setting(config: pytest.Config, name: str, ini: str) -> str | None:
     return config.getoption(f"harness_{name}") or config.getini(ini) or None
 
 
+_WORKER_OUTPUT = "harness"  # our key in a pytest-xdist worker's workeroutput
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:  # pytest-xdist controller
-    _gate_run(node.config).add_worker_output(getattr(node, "workeroutput", {}))
+    output = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if output is not None:  # the worker placed calls
+        _gate_run(node.config).add_worker_output(output)
 
 
 def _gate_run(config: pytest.Config):
@@ -235,20 +320,24 @@ def _gate_run(config: pytest.Config):
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash[_SESSION]
+    if state["session"] is None and state["gate_run"] is None:
+        return  # no call was placed, here or in a worker: import nothing
     from harness.scoring import GateRun, gates_failed
     from harness.summary import CallRow
 
-    config = session.config
-    state = config.stash[_SESSION]
     rows = [CallRow.from_outcome(o) for o in state["outcomes"]]
-    local = state["session"].scores.store if state["session"] is not None else None
+    call_session = state["session"]
+    local = call_session.scores.store if call_session is not None else None
+    traces = call_session.trace_report_now() if call_session is not None else None
     if hasattr(config, "workerinput"):  # an xdist worker: the controller gates
         if local is not None:
-            config.workeroutput.update(GateRun.worker_output(local, rows))
+            config.workeroutput[_WORKER_OUTPUT] = GateRun.worker_output(local, rows, traces)
         return
     run = _gate_run(config)
     if local is not None:
-        run.add(local, rows)
+        run.add(local, rows, traces)
     if not run.rows:
         return
     verdicts = run.verdicts(
@@ -262,15 +351,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    from harness.scoring import gates_report
-    from harness.summary import call_table
-
     state = config.stash[_SESSION]
     run = state["gate_run"]
     if run is None or not run.rows:
         return
+    from harness.scoring import gates_report
+    from harness.summary import call_table
+
     terminalreporter.section("harness calls")
     terminalreporter.write_line(call_table(run.rows))
+    for line in run.trace_lines():
+        terminalreporter.write_line(f"traces: {line}")
     if state["verdicts"] is not None:
         terminalreporter.section("harness gates")
         terminalreporter.write_line(gates_report(state["verdicts"]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,9 @@ from pydantic import (
 
 from harness.errors import ScenarioError
 from harness.yamlsource import load_with_lines, render_loc
+
+if TYPE_CHECKING:
+    from harness.plan import CallPlan
 
 
 class _Strict(BaseModel):
@@ -202,7 +205,7 @@ class Timeouts(_Strict):
 class Scenario(_Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     description: str = ""
-    agent: str = "clinic"
+    agent: str | None = None  # the agent_name to dispatch; None: --agent-name must give it
     greeting: Expect | None = None
     agent_speaks_first: bool = True
     voice: Any = None
@@ -214,11 +217,18 @@ class Scenario(_Strict):
     turns: Annotated[list[Turn], Field(min_length=1)]
 
     _path: Path | None = PrivateAttr(default=None)
+    _shown: Path | None = PrivateAttr(default=None)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
 
     @property
     def path(self) -> Path | None:
+        """The file it was read from, as opened (relative voice files resolve from here)."""
         return self._path
+
+    @property
+    def shown_path(self) -> Path | None:
+        """The file as messages name it (see ``load_scenario(shown_as=...)``)."""
+        return self._shown or self._path
 
     def line_of(self, *loc: str | int) -> int | None:
         """The source line of a field, e.g. ``line_of("turns", 2, "say")``."""
@@ -229,8 +239,27 @@ class Scenario(_Strict):
 
     def error(self, message: str, *loc: str | int) -> ScenarioError:
         return ScenarioError(
-            message, file=self._path, line=self.line_of(*loc), field=render_loc(loc) or None
+            message, file=self.shown_path, line=self.line_of(*loc), field=render_loc(loc) or None
         )
+
+
+def resolve_agent_name(source: Scenario | CallPlan, override: str | None) -> str:
+    """The agent_name to dispatch for a scenario (or its rendered plan): ``override``
+    (``--agent-name``) if given, else the scenario's ``agent``. Neither is a ScenarioError
+    that names the file and both fixes."""
+    if override:
+        return override
+    if isinstance(source, Scenario):
+        name, file = source.agent, source.shown_path or f"scenario {source.id}"
+    else:
+        name, file = source.agent_name, f"scenario {source.scenario_id}"
+    if name:
+        return name
+    raise ScenarioError(
+        "not set; add `agent: <your agent_name>` to the scenario or pass --agent-name",
+        file=file,
+        field="agent",
+    )
 
 
 _MARKERS = {"str", "int", "float", "bool", "list", "dict", "none", "is-instance"}
@@ -251,13 +280,18 @@ def _pydantic_loc(loc: tuple, lines: dict[tuple, int], missing: bool) -> tuple:
     return out
 
 
-def parse_scenario(text: str, path: str | Path = "<string>") -> Scenario:
+def parse_scenario(
+    text: str, path: str | Path = "<string>", *, shown_as: str | Path | None = None
+) -> Scenario:
+    """The scenario in ``text``, read from ``path``. Errors name the file ``shown_as``
+    (default: ``path``), e.g. a shorter path to the same file."""
     path = Path(path)
-    data, lines = load_with_lines(text, path)
+    shown = Path(shown_as) if shown_as is not None else path
+    data, lines = load_with_lines(text, shown)
     if data is None:
-        raise ScenarioError("empty scenario file", file=path)
+        raise ScenarioError("empty scenario file", file=shown)
     if not isinstance(data, dict):
-        raise ScenarioError("a scenario is a mapping with `id` and `turns`", file=path, line=1)
+        raise ScenarioError("a scenario is a mapping with `id` and `turns`", file=shown, line=1)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -275,19 +309,24 @@ def parse_scenario(text: str, path: str | Path = "<string>") -> Scenario:
             if sep and field.isidentifier():  # the validator names a sub-field
                 loc, msg = (*loc, field), rest
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ScenarioError(msg + more, file=path, line=line, field=render_loc(loc)) from None
+        raise ScenarioError(msg + more, file=shown, line=line, field=render_loc(loc)) from None
     scenario._path = path
+    scenario._shown = shown
     scenario._lines = lines
     return scenario
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, *, shown_as: str | Path | None = None) -> Scenario:
+    """Read and validate a scenario file. Open it by a path that is right from the current
+    directory (the pytest plugin passes an absolute one); ``shown_as`` is how errors name
+    it (default: ``path``)."""
     path = Path(path)
+    shown = shown_as if shown_as is not None else path
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ScenarioError(f"cannot read scenario: {exc.strerror}", file=path) from None
-    return parse_scenario(text, path)
+        raise ScenarioError(f"cannot read scenario: {exc.strerror}", file=shown) from None
+    return parse_scenario(text, path, shown_as=shown)
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:

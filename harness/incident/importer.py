@@ -897,7 +897,9 @@ def import_incident(
             "failed_evaluators": list(classification.failed_evaluators),
         },
         agent=agent,
-        agent_comment=None if agent else "agent name not in the trace: the default agent runs",
+        agent_comment=None
+        if agent
+        else "agent name not in the trace: add `agent: <agent_name>` or pass --agent-name",
         agent_speaks_first=greeting is not None,
         voice=OFFLINE_VOICE if rec is None else None,
         expect=expect,

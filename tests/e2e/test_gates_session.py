@@ -35,6 +35,8 @@ def run_session(pytester: pytest.Pytester, monkeypatch, *, fault: bool, workers:
     args = [
         str(pytester.path / "scenarios"),
         f"--rootdir={pytester.path}",
+        "-o",
+        "harness_scenarios=scenarios/*.yaml",
         "-p",
         "no:cacheprovider",
         "--calls",

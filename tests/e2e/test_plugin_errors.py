@@ -17,7 +17,9 @@ def test_wrong_livekit_url_is_an_error_naming_the_url(pytester: pytest.Pytester,
     monkeypatch.setenv("LIVEKIT_API_KEY", "key")
     monkeypatch.setenv("LIVEKIT_API_SECRET", "secret-not-a-real-one")
     url = "ws://127.0.0.1:9"  # nothing listens on the discard port
-    result = pytester.runpytest_subprocess("scenarios", "--livekit-url", url, timeout=120)
+    result = pytester.runpytest_subprocess(
+        "scenarios", "-o", "harness_scenarios=scenarios/*.yaml", "--livekit-url", url, timeout=120
+    )
     outcomes = result.parseoutcomes()
     assert outcomes.get("errors") == 1 and "failed" not in outcomes, result.stdout.str()
     result.stdout.fnmatch_lines([f"*LiveKit server at {url} is unreachable*"])

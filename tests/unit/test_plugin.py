@@ -5,20 +5,28 @@ import pytest
 pytest_plugins = ["pytester"]
 
 
+SCENARIO = "id: a\nagent: clinic\nturns:\n  - say: hi\n"
+
+
+def write(pytester: pytest.Pytester, name: str, text: str) -> None:
+    path = pytester.path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def test_scenario_typo_is_a_collection_error_with_file_and_line(pytester: pytest.Pytester):
-    pytester.makefile(
-        ".yaml",
-        **{"scenarios/x": "id: x\nturns:\n  - say: hi\n  - expect: {reply_contains: [a]}\n"},
-    )
+    write(pytester, "scenarios/x.scenario.yaml", "id: x\nturns:\n  - say: hi\n  - expect: {}\n")
     result = pytester.runpytest_subprocess("scenarios")
-    result.stdout.fnmatch_lines(["*scenarios/x.yaml:4: turns[[]1[]].say: field required*"])
+    result.stdout.fnmatch_lines(["*scenarios/x.scenario.yaml:4: turns[[]1[]].say: field required*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED  # collection errors stop the session
 
 
 def test_calls_option_repeats_each_scenario(pytester: pytest.Pytester):
-    pytester.makefile(".yaml", **{"scenarios/a": "id: a\nturns:\n  - say: hi\n"})
+    write(pytester, "scenarios/a.scenario.yaml", SCENARIO)
     result = pytester.runpytest_subprocess("scenarios", "--collect-only", "-q", "--calls", "3")
-    result.stdout.fnmatch_lines(["*a.yaml::a[[]1[]]", "*a.yaml::a[[]2[]]", "*a.yaml::a[[]3[]]"])
+    result.stdout.fnmatch_lines(
+        ["*a.scenario.yaml::a[[]1[]]", "*a.scenario.yaml::a[[]2[]]", "*a.scenario.yaml::a[[]3[]]"]
+    )
 
 
 def test_options_are_one_group_and_have_ini_twins(pytester: pytest.Pytester):
@@ -29,13 +37,16 @@ def test_options_are_one_group_and_have_ini_twins(pytester: pytest.Pytester):
             "*--livekit-url=LIVEKIT_URL*",
             "*--agent-cmd=AGENT_CMD*",
             "*--concurrency=CONCURRENCY*",
+            "*--collector=ADDRESS*",
         ]
     )
-    assert "harness_concurrency" in result.stdout.str()
+    out = result.stdout.str()
+    assert "harness_concurrency" in out and "harness_collector" in out
+    assert "harness_scenarios" in out and "**/*.scenario.yaml" in out  # the default, documented
 
 
 def test_bad_option_value_is_a_usage_error(pytester: pytest.Pytester):
-    pytester.makefile(".yaml", **{"scenarios/a": "id: a\nturns:\n  - say: hi\n"})
+    write(pytester, "scenarios/a.scenario.yaml", SCENARIO)
     pytester.makeini("[pytest]\nharness_calls = many\n")
     result = pytester.runpytest_subprocess("scenarios", "--collect-only")
     result.stderr.fnmatch_lines(["*--calls='many': expected int*"])

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.errors import ScenarioError
-from harness.scenario import load_scenarios, parse_scenario
+from harness.scenario import load_scenario, load_scenarios, parse_scenario, resolve_agent_name
 
 GOOD = """\
 id: booking
@@ -92,3 +92,37 @@ def test_arbitrary_text_never_crashes_the_loader(text: str) -> None:
         parse_scenario(text, "fuzz.yaml")
     except ScenarioError as e:
         assert str(e).startswith("fuzz.yaml")
+
+
+def test_a_scenario_without_agent_uses_agent_name_or_says_how_to_fix_it() -> None:
+    s = parse_scenario("id: a\nturns:\n  - say: hi\n", "scenarios/a.yaml")
+    assert s.agent is None
+    assert resolve_agent_name(s, "my-agent") == "my-agent"
+    with pytest.raises(ScenarioError) as e:
+        resolve_agent_name(s, None)
+    assert str(e.value) == (
+        "scenarios/a.yaml: agent: not set; add `agent: <your agent_name>` to the scenario "
+        "or pass --agent-name"
+    )
+
+
+def test_agent_name_overrides_the_scenarios_agent() -> None:
+    s = parse_scenario(GOOD, "scenarios/booking.yaml")
+    assert resolve_agent_name(s, None) == "clinic"
+    assert resolve_agent_name(s, "other") == "other"
+
+
+def test_errors_name_the_file_as_shown_but_it_is_read_where_it_is(tmp_path, monkeypatch) -> None:
+    (tmp_path / "scenarios").mkdir()
+    real = tmp_path / "scenarios" / "a.yaml"
+    real.write_text("id: a\nturns:\n  - say: hi\n  - sya: x\n")
+    monkeypatch.chdir(tmp_path / "scenarios")  # the shown path is not right from here
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(real, shown_as="scenarios/a.yaml")
+    assert str(e.value).startswith("scenarios/a.yaml:4: turns[1].sya: unknown key")
+    real.write_text("id: a\nturns:\n  - say: hi\n")
+    s = load_scenario(real, shown_as="scenarios/a.yaml")
+    assert s.path == real  # relative voice files resolve from the real file
+    assert str(s.error("bad", "turns", 0, "say")) == "scenarios/a.yaml:3: turns[0].say: bad"
+    with pytest.raises(ScenarioError, match=r"^scenarios/gone.yaml: cannot read scenario"):
+        load_scenario(tmp_path / "gone.yaml", shown_as="scenarios/gone.yaml")
