@@ -14,14 +14,28 @@ def _progress(msg: str) -> None:
     print(f"[harness] {msg}", file=sys.stderr, flush=True)
 
 
+def _collector(args: argparse.Namespace) -> dict[str, object]:
+    from harness.config import parse_collector_address
+
+    if not getattr(args, "collector", None):
+        return {}
+    try:
+        host, port = parse_collector_address(args.collector)
+    except ValueError as exc:
+        raise ScenarioError(f"--collector {exc}") from None
+    return {"collector_host": host, "collector_port": port}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.engine import CallSession, Schedule, SessionConfig
-    from harness.scenario import load_scenarios
+    from harness.scenario import load_scenarios, resolve_agent_name
     from harness.summary import call_table
 
     scenarios = load_scenarios(args.paths)
     if not scenarios:
         raise ScenarioError("no scenario files found", file=" ".join(args.paths))
+    for s in scenarios:
+        resolve_agent_name(s, args.agent_name)
     config = SessionConfig(
         livekit_url=args.livekit_url,
         agent_name=args.agent_name,
@@ -29,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         calls=args.calls,
         concurrency=args.concurrency,
         artifacts=Path(args.artifacts),
+        **_collector(args),
     )
     calls = [(s, r) for s in scenarios for r in range(1, args.calls + 1)]
     _progress(f"{len(calls)} calls from {len(scenarios)} scenarios, run {config.run_id}")
@@ -38,6 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcomes = [schedule.outcome(s, r) for s, r in calls]
         store = session.scores.store
     print(call_table(outcomes))
+    for line in session.trace_report.lines() if session.trace_report else ():
+        print(f"traces: {line}")
     verdicts = session_verdicts(store, gates_config(args.gates), _baseline(args.baseline))
     print()
     print(gates_report(verdicts))
@@ -50,14 +67,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.engine import CallSession, SessionConfig
-    from harness.scenario import load_scenario
+    from harness.scenario import load_scenario, resolve_agent_name
     from harness.sweep import sweep_conditions, sweep_table
 
     scenario = load_scenario(args.scenario)
+    resolve_agent_name(scenario, args.agent_name)
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     config = SessionConfig(
         livekit_url=args.livekit_url,
+        agent_name=args.agent_name,
         agent_cmd=args.agent_cmd,
+        **_collector(args),
         concurrency=args.concurrency,
         artifacts=Path(args.artifacts),
     )
@@ -191,10 +211,25 @@ def cmd_audio_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    from harness_instrument.launcher import main as launch
+
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    return launch(
+        (["--service-name", args.service_name] if args.service_name else []) + ["--", *cmd]
+    )
+
+
 def _add_call_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--livekit-url", default=None, help="default: LIVEKIT_URL, else local")
     p.add_argument("--agent-name", default=None, help="override each scenario's `agent`")
     p.add_argument("--agent-cmd", default=None, help="start this agent worker for the run")
+    p.add_argument(
+        "--collector",
+        default=None,
+        metavar="ADDRESS",
+        help="trace receiver address, HOST:PORT or :PORT (default: a free loopback port)",
+    )
     p.add_argument("--calls", type=int, default=1, help="repeat each scenario N times")
     p.add_argument("--concurrency", type=int, default=1, help="run up to K calls at once")
     p.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
@@ -223,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--calls", type=int, default=1, help="calls per condition")
     sw.add_argument("--livekit-url", default=None, help="default: LIVEKIT_URL, else local")
+    sw.add_argument("--agent-name", default=None, help="override the scenario's `agent`")
     sw.add_argument("--agent-cmd", default=None, help="start this agent worker for the run")
+    sw.add_argument("--collector", default=None, metavar="ADDRESS", help="trace receiver address")
     sw.add_argument("--concurrency", type=int, default=2, help="run up to K calls at once")
     sw.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
     sw.set_defaults(func=cmd_sweep)
@@ -299,6 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--conversation", default=None, help="pick one in a multi-call file")
     show.add_argument("--all", action="store_true", help="also show livekit-agents internals")
     show.set_defaults(func=cmd_show)
+
+    agent = sub.add_parser(
+        "agent",
+        help="run an agent with tracing set up from the OTEL_* variables, no code change",
+        description="harness agent [--service-name NAME] -- CMD ARGS...: every Python process "
+        "CMD starts (livekit-agents' job processes too) exports its spans over OTLP/HTTP to "
+        "OTEL_EXPORTER_OTLP_ENDPOINT. Use it as the agent command: "
+        "--agent-cmd 'harness agent -- python my_agent.py start'.",
+    )
+    agent.add_argument("--service-name", default=None, help="OTEL_SERVICE_NAME when unset")
+    agent.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    agent.set_defaults(func=cmd_agent)
     return parser
 
 

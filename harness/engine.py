@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import os
+import shlex
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -33,10 +34,20 @@ from harness.expectations import (
     tool_calls_of,
 )
 from harness.livekit import LocalServer, RoomService, ServerInfo, new_conversation_id
+from harness.livekit.rooms import CallRoom
 from harness.livekit.server import remote_from_env
 from harness.plan import CallPlan, render_plan
-from harness.scenario import Scenario
+from harness.scenario import Scenario, resolve_agent_name
 from harness.scoring import SessionScores, expected_end_state, score_instance
+from harness.trace import conventions as c
+from harness.trace.health import (
+    ExportSetup,
+    SessionTraceReport,
+    TraceHealth,
+    no_root_reason,
+    no_trace_reason,
+)
+from harness.trace.instance import Instance
 
 log = logging.getLogger("harness.engine")
 T = TypeVar("T")
@@ -55,6 +66,8 @@ class CallOutcome:
     failures: tuple[str, ...] = ()
     error: HarnessError | None = None
     scores: tuple[Any, ...] = ()
+    trace: TraceHealth | None = None
+    """Whether the call's Instance got its spans; None when the call never got that far."""
 
     @property
     def verdict(self) -> Verdict:
@@ -81,6 +94,61 @@ def overload_notes(result: CallResult) -> tuple[str, ...]:
         for t in result.turns
         if t.caller_underrun_ms > 0
     )
+
+
+FIRST_SPAN_WAIT_S = 2.0
+"""After a call, how long to wait for its first span from an agent the harness started
+(it exports every 200 ms)."""
+FIRST_SPAN_WAIT_EXTERNAL_S = 6.0
+"""... and from an agent started by someone else, whose batch processor may keep the
+OpenTelemetry default of 5 s."""
+SERVICE_NAME_DEFAULT = "livekit-agent"
+
+
+def otel_env(
+    endpoint: str, traces_url: str, env: dict[str, str], agent_cmd: str | None = None
+) -> dict[str, str]:
+    """The standard OpenTelemetry variables for an agent process the harness starts, given
+    the environment it would otherwise get: spans go to our receiver over OTLP/HTTP, soon
+    after they end; ``OTEL_SERVICE_NAME`` and the resource's ``agent.layer`` and
+    ``deployment.environment.name`` are filled in only where the agent's environment has
+    none. A traces-specific endpoint the environment holds (a production collector) would
+    win over ``OTEL_EXPORTER_OTLP_ENDPOINT``, so it is replaced too."""
+    out = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_url,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    if not env.get("OTEL_SERVICE_NAME"):
+        out["OTEL_SERVICE_NAME"] = _service_name(agent_cmd) or SERVICE_NAME_DEFAULT
+    given = env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    keys = {part.split("=", 1)[0].strip() for part in given.split(",") if "=" in part}
+    extra = [
+        f"{key}={value}"
+        for key, value in (
+            (c.AGENT_LAYER, c.LAYER_CONVERSATIONAL),
+            (c.DEPLOYMENT_ENVIRONMENT_NAME, "test"),
+        )
+        if key not in keys
+    ]
+    if extra:
+        out["OTEL_RESOURCE_ATTRIBUTES"] = ",".join([p for p in (given.strip(),) if p] + extra)
+    return out
+
+
+def _service_name(agent_cmd: str | None) -> str | None:
+    """What ``harness agent --`` would call the command: the script or module's name."""
+    from harness_instrument.launcher import service_name_for
+
+    if not agent_cmd:
+        return None
+    try:
+        parts = shlex.split(agent_cmd.replace("{python}", "python"))
+    except ValueError:
+        return None
+    return service_name_for(parts)
 
 
 def call_dir_name(scenario_id: str, repeat: int) -> str:
@@ -133,6 +201,10 @@ class CallSession:
         self._plans: dict[str, CallPlan] = {}
         self.scores = SessionScores(config.run_dir)
         self._plan_lock = threading.Lock()
+        self._export: ExportSetup | None = None
+        self._traced_calls = 0
+        self.trace_report: SessionTraceReport | None = None
+        """Spans that became no call's trace; set when the session closes."""
 
     # ---- lifecycle
     def start(self) -> CallSession:
@@ -152,8 +224,21 @@ class CallSession:
             agent_env = {**self.server.env(), **cfg.agent_env}
             if cfg.collect_traces:
                 self.collector = self._start_collector()
-                if self.collector is not None:
-                    agent_env.update(self._otel_env())
+                endpoint = self.collector.endpoint
+                agent_env.update(
+                    otel_env(
+                        endpoint,
+                        self.collector.traces_url,
+                        {**os.environ, **agent_env},
+                        cfg.agent_cmd,
+                    )
+                )
+                self._export = ExportSetup(
+                    endpoint,
+                    cfg.agent_cmd,
+                    {**os.environ, **agent_env} if cfg.agent_cmd else None,
+                )
+                self._progress(self.export_notice or f"trace receiver on {endpoint}")
             if cfg.agent_cmd:
                 self.agent = AgentProcess(
                     cfg.agent_cmd, env=agent_env, log_path=cfg.log_path("agent")
@@ -165,6 +250,24 @@ class CallSession:
             raise
         return self
 
+    @property
+    def export_notice(self) -> str | None:
+        """Where an agent the harness did not start must send its spans; None when the
+        harness started the agent (it told the agent itself) or collects no traces."""
+        if self._export is None or self._export.agent_cmd:
+            return None
+        endpoint = self._export.endpoint
+        return (
+            f"trace receiver on {endpoint}: the agent must export OTLP/HTTP there "
+            f"(OTEL_EXPORTER_OTLP_ENDPOINT={endpoint})"
+        )
+
+    def trace_report_now(self) -> SessionTraceReport | None:
+        """Spans that became no call's trace so far (the final report once closed)."""
+        if self.collector is None:
+            return self.trace_report
+        return SessionTraceReport(self.collector.unmatched(), self.collector.stats.late)
+
     @staticmethod
     async def _make_semaphore(n: int) -> asyncio.Semaphore:
         return asyncio.Semaphore(n)
@@ -175,21 +278,12 @@ class CallSession:
             await rooms.ping()
 
     def _start_collector(self) -> Any:
-        try:
-            from harness.trace.collector import Collector
-        except ImportError:  # the trace layer is optional for a bare call
-            return None
+        from harness.trace.collector import Collector
+
         assert self._loop is not None
-        collector = Collector()
+        collector = Collector(host=self.config.collector_host, port=self.config.collector_port)
         self._loop.run(collector.start(), timeout=10)
         return collector
-
-    def _otel_env(self) -> dict[str, str]:
-        return {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": self.collector.endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-        }
 
     def stop_collector(self) -> None:
         """Take the trace collector away mid-session, as an outage would."""
@@ -203,6 +297,7 @@ class CallSession:
             self.agent = None
         if self._loop is not None:
             if self.collector is not None:
+                self.trace_report = self.trace_report_now()
                 with contextlib.suppress(Exception):
                     self._loop.run(self.collector.stop(), timeout=10)
                 self.collector = None
@@ -240,6 +335,7 @@ class CallSession:
         """Schedule one call. ``label`` names its artifacts directory (default: the id)."""
         if self._loop is None:
             raise RuntimeError("CallSession.submit() before start()")
+        resolve_agent_name(scenario, self.config.agent_name)  # a clear error, now
         return self._loop.submit(
             self._guarded_call(scenario, repeat, dispatch_metadata, conditions, label)
         )
@@ -277,8 +373,7 @@ class CallSession:
         result: CallResult | None = None
         try:
             plan = await asyncio.to_thread(self.plan_for, scenario, conditions)
-            if cfg.agent_name:
-                plan = plan.with_agent(cfg.agent_name)
+            plan = plan.with_agent(resolve_agent_name(scenario, cfg.agent_name))
             async with RoomService(self.server) as rooms:
                 room = await rooms.open_call(
                     plan.agent_name,
@@ -287,6 +382,8 @@ class CallSession:
                     caller_attributes={"lk.simulator": "true"},
                     dispatch_metadata=dispatch_metadata,
                 )
+                if self.collector is not None:
+                    self.collector.register_call(cid, room.join_keys)
                 try:
                     caller = SyntheticCaller(
                         self.server.url,
@@ -306,8 +403,8 @@ class CallSession:
                     result = await caller.run()
                 finally:
                     await rooms.close_call(room)
-            traced = await self._collect(cid, plan, result)
-            instance = traced or bare_instance(cid)
+            instance = await self._collect(cid, plan, result, room)
+            traced = instance if instance.spans else None
             caller = {
                 **result.to_json(),
                 "expected_end_state": expected_end_state(plan),
@@ -316,7 +413,15 @@ class CallSession:
             instance = dc_replace(instance.with_caller(caller, "recording.wav"), source=out_dir)
             await asyncio.to_thread(save_instance, instance, out_dir)
             scores = tuple(await asyncio.to_thread(score_instance, instance, plan))
-            self.scores.record(scores, conversation_id=cid, scenario=scenario.id, repeat=repeat)
+            self.scores.record(
+                scores,
+                traced=traced is not None,
+                conversation_id=cid,
+                scenario=scenario.id,
+                repeat=repeat,
+            )
+            if self.collector is not None:
+                self.collector.discard(cid)  # later spans are counted as late
             tool_calls = tool_calls_of(traced)
             failures = tuple(
                 check_expectations(plan, result, tool_calls)
@@ -335,6 +440,7 @@ class CallSession:
                 failures=failures,
                 error=result.error,
                 scores=scores,
+                trace=TraceHealth.of(instance),
             )
         except HarnessError as exc:
             if result is not None:  # keep what the caller measured
@@ -357,23 +463,41 @@ class CallSession:
         self._progress(f"{scenario.id} #{repeat}: {outcome.verdict} in {outcome.duration_s:.1f}s")
         return outcome
 
-    async def _collect(self, cid: str, plan: CallPlan, result: CallResult) -> Any | None:
-        """The call's Instance from the collector; None when nothing was traced. An
-        incomplete instance is returned as such: a finding."""
-        if self.collector is None:
-            return None
+    async def _collect(
+        self, cid: str, plan: CallPlan, result: CallResult, room: CallRoom
+    ) -> Instance:
+        """The call's Instance from the collector. One that is empty or incomplete is
+        returned as such, with the reason and the fix: a finding, never "complete"."""
+        collector = self.collector
+        if collector is None:
+            why = "tracing is off" if not self.config.collect_traces else "the receiver stopped"
+            return Instance(cid).marked_incomplete(f"no trace: {why} for this session")
         # an agent that traces has sent its first spans by now; don't wait for one that doesn't
-        deadline = time.monotonic() + 2.0
-        while not self.collector.spans(cid) and time.monotonic() < deadline:
+        wait = FIRST_SPAN_WAIT_S if self.config.agent_cmd else FIRST_SPAN_WAIT_EXTERNAL_S
+        deadline = time.monotonic() + wait
+        while not collector.spans(cid) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        if not self.collector.spans(cid):
-            return None
+        if not collector.spans(cid):
+            assert self._export is not None
+            reason = no_trace_reason(
+                self._export,
+                requests=collector.stats.requests,
+                unmatched=collector.unmatched(),
+                traced_calls=self._traced_calls,
+                room=room.name,
+                room_sid=room.sid,
+            )
+            return Instance(cid).marked_incomplete(reason)
+        self._traced_calls += 1
         workflow_s = plan.workflow_timeout_s
         layers = ("conversational", "workflow") if workflow_s else ("conversational",)
         timeout = workflow_s if workflow_s else self.config.trace_settle_s + 10
         if result.error is not None:  # the call already failed: take what has arrived
             timeout = min(timeout, self.config.trace_settle_s)
-        return await self.collector.instance_ready(cid, timeout, require_layers=layers)
+        inst = await collector.instance_ready(cid, timeout, require_layers=layers)
+        if not inst.complete and not inst.layer_finished(c.LAYER_CONVERSATIONAL):
+            inst = inst.marked_incomplete(f"{inst.incomplete_reason}: {no_root_reason(inst)}")
+        return inst
 
 
 def _save_caller_only(result: CallResult, out_dir: Path) -> None:
@@ -395,13 +519,6 @@ def plan_record(plan: CallPlan) -> list[dict[str, Any]]:
         for t in plan.turns
         if t.kind == "say"
     ]
-
-
-def bare_instance(conversation_id: str) -> Any:
-    """An Instance with no spans, for an agent that exports no traces."""
-    from harness.trace.instance import Instance
-
-    return Instance(conversation_id)
 
 
 def write_artifacts(outcome: CallOutcome) -> None:
@@ -431,6 +548,7 @@ def write_artifacts(outcome: CallOutcome) -> None:
         "error": str(outcome.error) if outcome.error else None,
         "failures": list(outcome.failures),
         "call": res.to_json() if res else None,
+        "trace": outcome.trace.to_dict() if outcome.trace else None,
     }
     for name, data in (("transcript.json", transcript), ("timings.json", timings)):
         tmp = d / (name + ".part")

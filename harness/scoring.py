@@ -26,6 +26,7 @@ from harness.gates import (
     render_table,
 )
 from harness.plan import CallPlan
+from harness.trace.health import SessionTraceReport
 from harness.trace.instance import Instance
 
 SCORES_FILE = "scores.jsonl"
@@ -70,10 +71,10 @@ class SessionScores:
     store: ScoreStore = field(default_factory=ScoreStore)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, scores: Iterable[Score], **context: Any) -> None:
+    def record(self, scores: Iterable[Score], *, traced: bool = True, **context: Any) -> None:
         scores = list(scores)
         with self._lock:
-            self.store.add(scores)
+            self.store.add(scores, traced=traced)
             if self.run_dir is not None:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 lines = "".join(
@@ -135,7 +136,7 @@ def score_path(path: str | Path) -> tuple[ScoreStore, int]:
     store = ScoreStore()
     n = 0
     for instance in find_instances(path):
-        store.add(score_instance(instance))
+        store.add(score_instance(instance), traced=instance.trace_state != "none")
         n += 1
     return store, n
 
@@ -147,10 +148,16 @@ class GateRun:
 
     store: ScoreStore = field(default_factory=ScoreStore)
     rows: list[Any] = field(default_factory=list)
+    traces: list[SessionTraceReport] = field(default_factory=list)
+    """Per process: spans its receiver got that became no call's trace."""
 
-    def add(self, store: ScoreStore, rows: Iterable[Any]) -> None:
+    def add(
+        self, store: ScoreStore, rows: Iterable[Any], traces: SessionTraceReport | None = None
+    ) -> None:
         self.store.merge(store)
         self.rows.extend(rows)
+        if traces is not None:
+            self.traces.append(traces)
 
     def add_worker_output(self, output: dict[str, Any]) -> None:
         from harness.summary import CallRow
@@ -158,13 +165,22 @@ class GateRun:
         if "harness_scores" in output:
             self.store.merge(ScoreStore.from_json(output["harness_scores"]))
         self.rows.extend(CallRow(**r) for r in json.loads(output.get("harness_rows", "[]")))
+        if output.get("harness_traces"):
+            self.traces.append(SessionTraceReport.from_dict(json.loads(output["harness_traces"])))
 
     @staticmethod
-    def worker_output(store: ScoreStore, rows: Iterable[Any]) -> dict[str, str]:
+    def worker_output(
+        store: ScoreStore, rows: Iterable[Any], traces: SessionTraceReport | None = None
+    ) -> dict[str, str]:
         return {
             "harness_scores": store.to_json(),
             "harness_rows": json.dumps([r.to_dict() for r in rows]),
+            "harness_traces": json.dumps(traces.to_dict()) if traces is not None else "",
         }
+
+    def trace_lines(self) -> list[str]:
+        """What the session's receivers got that became no call's trace, merged."""
+        return SessionTraceReport.merged(self.traces).lines() if self.traces else []
 
     def verdicts(
         self, gates_file: str | Path | None, baseline_file: str | Path | None, root: Path

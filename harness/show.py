@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from harness.trace import conventions as c
+from harness.trace.health import TraceHealth
 from harness.trace.instance import Instance, Span
 
 LAYER_ORDER = (c.LAYER_CONVERSATIONAL, c.LAYER_BACKGROUND, c.LAYER_WORKFLOW)
@@ -115,7 +116,9 @@ def _layer_roots(instance: Instance, layer: str, spans: list[Span]) -> list[Span
 def render_tree(instance: Instance, *, everything: bool = False) -> str:
     """The instance as text; ``everything`` also shows livekit-agents' internal spans."""
     services = sorted({s.service_name or "?" for s in instance.spans})
-    state = "complete" if instance.complete else f"INCOMPLETE: {instance.incomplete_reason}"
+    health = TraceHealth.of(instance)
+    label = {"complete": "", "partial": "PARTIAL", "none": "INCOMPLETE"}[health.state]
+    state = f"{label}: {health.reason}" if label else "complete"
     lines = [
         f"conversation {instance.conversation_id}  ({state})",
         f"{len(instance.spans)} spans from {len(services)} services: {', '.join(services)}",

@@ -26,12 +26,17 @@ class CallRow:
     seconds: float
     verdict: str
     reason: str = ""
+    trace: str = "-"
+    """``ok``, ``partial`` or ``none`` (:class:`harness.trace.health.TraceHealth`); ``-``
+    when the call ended before its trace was looked at."""
+    trace_reason: str = ""
 
     @classmethod
     def from_outcome(cls, o: Any) -> CallRow:
         lat = o.result.response_latencies_ms if o.result else []
         turns = sum(1 for t in o.result.turns if t.index > 0) if o.result else 0
         reason = str(o.error) if o.error else (o.failures[0] if o.failures else "")
+        trace = getattr(o, "trace", None)
         return cls(
             o.scenario_id,
             o.repeat,
@@ -41,6 +46,8 @@ class CallRow:
             round(o.duration_s, 1),
             o.verdict,
             reason.split("\n")[0],
+            trace.label if trace is not None else "-",
+            trace.reason if trace is not None else "",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,9 +59,10 @@ def _ms(v: float | None) -> str:
 
 
 def call_table(rows: Sequence[CallRow | Any]) -> str:
-    """One line per call: scenario, call, turns, p50/p95 response latency, duration, verdict."""
+    """One line per call: scenario, call, turns, p50/p95 response latency, duration, trace,
+    verdict; then, once per distinct reason, why some calls' traces are missing or partial."""
     rows = [r if isinstance(r, CallRow) else CallRow.from_outcome(r) for r in rows]
-    header = ("scenario", "call", "turns", "p50 ms", "p95 ms", "secs", "verdict")
+    header = ("scenario", "call", "turns", "p50 ms", "p95 ms", "secs", "trace", "verdict")
     cells = [
         (
             r.scenario,
@@ -63,6 +71,7 @@ def call_table(rows: Sequence[CallRow | Any]) -> str:
             _ms(r.p50_ms),
             _ms(r.p95_ms),
             f"{r.seconds:.1f}",
+            r.trace,
             r.verdict.upper() + (f"  {r.reason[:90]}" if r.reason else ""),
         )
         for r in sorted(rows, key=lambda r: (r.scenario, r.call))
@@ -78,4 +87,18 @@ def call_table(rows: Sequence[CallRow | Any]) -> str:
         f"{len(rows)} calls: {counts['pass']} passed, {counts['fail']} failed, "
         f"{counts['error']} errors"
     )
+    lines.extend(trace_notes(rows))
     return "\n".join(lines)
+
+
+def trace_notes(rows: Sequence[CallRow]) -> list[str]:
+    """``trace none in 3 of 3 calls: no trace from the agent: ...``, once per reason."""
+    by_reason: dict[tuple[str, str], int] = {}
+    for r in rows:
+        if r.trace in ("none", "partial"):
+            key = (r.trace, r.trace_reason or "no reason recorded")
+            by_reason[key] = by_reason.get(key, 0) + 1
+    return [
+        f"trace {state} in {n} of {len(rows)} calls: {reason}"
+        for (state, reason), n in sorted(by_reason.items(), key=lambda kv: -kv[1])
+    ]

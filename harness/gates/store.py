@@ -45,6 +45,9 @@ class ScoreStore:
         self.relative_accuracy = relative_accuracy
         self.exact_limit = exact_limit
         self.calls = 0
+        self.untraced_calls = 0
+        """Calls whose Instance had not a single span: their trace-derived series are
+        empty for that reason, which the gates say."""
         self._series: dict[SeriesKey, Distribution] = {}
         self._units: dict[str, str] = {}
 
@@ -63,11 +66,14 @@ class ScoreStore:
             dist = self._series[key] = Distribution(self.relative_accuracy, self.exact_limit)
         dist.add(score.value)
 
-    def add(self, scores: Iterable[Score]) -> None:
-        """Add the Scores of one call (counts one call)."""
+    def add(self, scores: Iterable[Score], *, traced: bool = True) -> None:
+        """Add the Scores of one call (counts one call; ``traced=False`` for a call from
+        which no span arrived)."""
         for s in scores:
             self.add_score(s)
         self.calls += 1
+        if not traced:
+            self.untraced_calls += 1
 
     def merge(self, other: ScoreStore) -> None:
         """Add everything of ``other`` (in place)."""
@@ -83,6 +89,7 @@ class ScoreStore:
             else:
                 self._series[key] = dist.copy()
         self.calls += other.calls
+        self.untraced_calls += other.untraced_calls
 
     @classmethod
     def merged(cls, stores: Iterable[ScoreStore]) -> ScoreStore:
@@ -127,6 +134,7 @@ class ScoreStore:
             "relative_accuracy": self.relative_accuracy,
             "exact_limit": self.exact_limit,
             "calls": self.calls,
+            "untraced_calls": self.untraced_calls,
             "units": dict(sorted(self._units.items())),
             "series": [
                 {"metric": k.metric, "span": k.span, "layer": k.layer, "distribution": d.to_dict()}
@@ -144,6 +152,10 @@ class ScoreStore:
         if not isinstance(calls, int) or calls < 0:
             raise ValueError("calls: expected a non-negative integer")
         out.calls = calls
+        untraced = data.get("untraced_calls", 0)
+        if not isinstance(untraced, int) or not 0 <= untraced <= calls:
+            raise ValueError("untraced_calls: expected an integer between 0 and calls")
+        out.untraced_calls = untraced
         units = data.get("units")
         if not isinstance(units, Mapping):
             raise ValueError("units: expected an object")

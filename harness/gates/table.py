@@ -35,11 +35,15 @@ def _ci(v: Verdict) -> str:
     return f" [{format_value(v.ci[0], v.unit)}, {format_value(v.ci[1], v.unit)}]"
 
 
+def _status(v: Verdict) -> str:
+    return "NO TRACE" if v.no_trace else v.status.upper()
+
+
 def _row(v: Verdict) -> tuple[str, ...]:
     q = dict(v.quantiles)
     # percentiles of 0/1 values say nothing: leave them blank
     pct = (lambda k: "-") if v.unit == "bool" else (lambda k: format_value(q.get(k), v.unit))
-    status = v.status.upper() if v.status != "insufficient" else "INSUFFICIENT"
+    status = _status(v)
     return (
         v.gate.name,
         _where(v),
@@ -71,13 +75,15 @@ def render_table(verdicts: Sequence[Verdict], *, details: bool = True) -> str:
     if details:
         for v in verdicts:
             if v.status != "pass":
-                lines.append(f"  {v.status.upper()} {v.gate.name}: {v.detail}")
+                lines.append(f"  {_status(v)} {v.gate.name}: {v.detail}")
     counts = {
         s: sum(1 for v in verdicts if v.status == s)
         for s in ("pass", "warn", "fail", "insufficient")
     }
+    no_trace = sum(1 for v in verdicts if v.no_trace)
     lines.append(
         f"{len(verdicts)} gates: {counts['pass']} passed, {counts['warn']} warned, "
         f"{counts['fail']} failed, {counts['insufficient']} with insufficient samples"
+        + (f" ({no_trace} for want of a trace)" if no_trace else "")
     )
     return "\n".join(lines)

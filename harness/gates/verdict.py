@@ -43,6 +43,9 @@ class Verdict:
     unit: str | None = None
     quantiles: tuple[tuple[str, float | None], ...] = ()
     baseline: BaselineComparison | None = None
+    no_trace: bool = False
+    """Insufficient because calls sent no trace (the gate reads spans), not for want of
+    calls: the table says "NO TRACE"."""
 
     @property
     def name(self) -> str:
@@ -97,11 +100,30 @@ def evaluate_gate(gate: Gate, store: ScoreStore, baseline: ScoreStore | None = N
     where = "" if gate.where == "all" else f" ({gate.where})"
 
     def verdict(
-        status: Status, threshold: float | None, detail: str, cmp: BaselineComparison | None = None
+        status: Status,
+        threshold: float | None,
+        detail: str,
+        cmp: BaselineComparison | None = None,
+        no_trace: bool = False,
     ) -> Verdict:
-        return Verdict(gate, status, value, n, ci, threshold, detail, unit, quantiles, cmp)
+        return Verdict(
+            gate, status, value, n, ci, threshold, detail, unit, quantiles, cmp, no_trace
+        )
 
+    # a gate on a span type or a layer reads traces: calls without one cannot feed it
+    untraced = store.untraced_calls if (gate.span or gate.layer) else 0
+    no_trace_text = (
+        f"no trace from the agent in {untraced} of {store.calls} calls (the call table "
+        "says why and how to fix it)"
+    )
     if n == 0:
+        if untraced:
+            return verdict(
+                "insufficient",
+                first,
+                f"no samples of {gate.metric}{where}: {no_trace_text}",
+                no_trace=True,
+            )
         return verdict(
             "insufficient",
             first,
@@ -115,10 +137,11 @@ def evaluate_gate(gate: Gate, store: ScoreStore, baseline: ScoreStore | None = N
             would = f"; {shown} would fail"
         elif gate.crossed(value, gate.warn):
             would = f"; {shown} would warn"
+        short = f"; {no_trace_text}" if untraced else ""
         return verdict(
             "insufficient",
             first,
-            f"insufficient samples: n={n} < min_samples={gate.min_samples}{would}",
+            f"insufficient samples: n={n} < min_samples={gate.min_samples}{would}{short}",
         )
 
     assert value is not None

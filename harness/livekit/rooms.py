@@ -29,6 +29,14 @@ class CallRoom:
     conversation_id: str
     caller_token: str
     dispatch_id: str
+    sid: str = ""
+    """The room's server id, which livekit-agents puts on every span of the job
+    (``lk.room_sid``, ``gen_ai.conversation.id``)."""
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        """The ids an agent's spans may carry instead of our conversation id."""
+        return tuple(k for k in (self.name, self.sid, self.dispatch_id) if k)
 
 
 class RoomService:
@@ -111,7 +119,7 @@ class RoomService:
         """Create the room, dispatch the agent into it, and mint the caller's token."""
         room_name = f"harness-{conversation_id}"
         metadata = json.dumps({"conversation_id": conversation_id})
-        await self._call(
+        created = await self._call(
             "create room",
             self.lk.room.create_room(
                 api.CreateRoomRequest(
@@ -129,7 +137,7 @@ class RoomService:
             ),
         )
         token = self.caller_token(room_name, caller_identity, caller_attributes)
-        return CallRoom(room_name, conversation_id, token, dispatch.id)
+        return CallRoom(room_name, conversation_id, token, dispatch.id, created.sid)
 
     async def close_call(self, room: CallRoom) -> None:
         """Delete the room; a room already gone is fine."""

@@ -1,11 +1,13 @@
 """An OTLP/HTTP trace receiver that assembles spans into Instances by conversation id.
 
 ``POST /v1/traces`` takes protobuf (``application/x-protobuf``) or OTLP/JSON
-(``application/json``), gzip-compressed or not. Spans are indexed by ``conversation.id``
-(span attribute, else resource attribute) and deduplicated by (trace id, span id), so
-exporter retries, out-of-order batches and late spans all assemble the same Instance. A
-span without a conversation id joins the conversation of another span of its trace; until
-one arrives it waits in a bounded unassigned bucket.
+(``application/json``), gzip-compressed or not. Spans join calls by the rules of
+:mod:`harness.trace.join` (``conversation.id``, then the call's registered ids such as the
+room's name and server id, then trace membership and links) and are deduplicated by
+(trace id, span id), so exporter retries, out-of-order batches and late spans all assemble
+the same Instance. A span that joins no call yet waits in a bounded holding area; what
+never joins is counted by service (:meth:`Collector.unmatched`). Spans for a call already
+scored and discarded are counted as late, per call.
 
 The receiver never crashes on a payload: an undecodable body gets 400 with the reason as
 the body, an unknown content type 415, an oversized one 413. Spans with unusable ids are
@@ -36,6 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from harness.errors import InfrastructureError
 from harness.trace import conventions as c
 from harness.trace.instance import Instance, Span, prefer
+from harness.trace.join import Joiner, UnmatchedReport
 from harness.trace.otlp import Decoded, OtlpDecodeError, spans_from_json, spans_from_proto
 
 __all__ = ["Collector", "CollectorStats", "CollectorThread", "IngestResult"]
@@ -79,14 +82,17 @@ class CollectorStats:
     instances: int
     unassigned: int
     evicted_instances: int
+    unmatched_dropped: int = 0
+    """Spans that joined no call and were dropped from the holding area (age or size)."""
+    late: int = 0
+    """Spans for a call whose instance had already been taken and discarded."""
 
 
 class _Bucket:
-    __slots__ = ("last_seen", "spans", "traces")
+    __slots__ = ("last_seen", "spans")
 
     def __init__(self) -> None:
         self.spans: dict[tuple[str, str], Span] = {}
-        self.traces: set[str] = set()
         self.last_seen = time.monotonic()
 
 
@@ -127,9 +133,11 @@ class Collector:
         self.max_body_bytes = max_body_bytes
         self._lock = threading.RLock()
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self._trace_owner: dict[str, str] = {}
-        self._unassigned: OrderedDict[tuple[str, str], tuple[Span, float]] = OrderedDict()
-        self._unassigned_by_trace: dict[str, set[tuple[str, str]]] = {}
+        self._joiner = Joiner(max_parked=max_unassigned)
+        # conversations taken and discarded: their ids stay known, so late spans are
+        # counted against them instead of passing for spans of no call
+        self._closed: OrderedDict[str, int] = OrderedDict()
+        self._max_closed = 10 * max_instances
         self._pins: Counter[str] = Counter()
         self._events: dict[str, asyncio.Event] = {}
         self._last_evict = 0.0
@@ -281,17 +289,33 @@ class Collector:
         with self._lock:
             for s in spans:
                 self._counts["spans_accepted"] += 1
-                cid = s.conversation_id or self._trace_owner.get(s.trace_id)
-                if cid is None:
-                    self._park(s, now)
-                    continue
-                self._put(cid, s, now)
-                touched.add(cid)
+                for cid, joined in self._joiner.add(s, now):
+                    if self._put(cid, joined, now):
+                        touched.add(cid)
             self._maybe_evict(now)
         if touched:
             self._notify(touched)
 
-    def _put(self, cid: str, s: Span, now: float) -> None:
+    def register_call(self, conversation_id: str, keys: Iterable[str | None]) -> None:
+        """Tell the collector a call's own ids (the room's name and server id, the
+        dispatch id): spans that carry one of them, and no ``conversation.id``, join it.
+        Spans already waiting that carry them join now."""
+        now = time.monotonic()
+        with self._lock:
+            self._closed.pop(conversation_id, None)
+            touched = {
+                cid
+                for cid, s in self._joiner.register(conversation_id, keys)
+                if self._put(cid, s, now)
+            }
+        if touched:
+            self._notify(touched)
+
+    def _put(self, cid: str, s: Span, now: float) -> bool:
+        if cid in self._closed:
+            self._closed[cid] += 1
+            self._counts["late"] += 1
+            return False
         bucket = self._buckets.get(cid)
         if bucket is None:
             bucket = self._buckets[cid] = _Bucket()
@@ -304,33 +328,7 @@ class Collector:
             self._counts["duplicates"] += 1
             bucket.spans[s.key] = prefer(old, s)
         bucket.last_seen = now
-        if s.trace_id not in bucket.traces:
-            bucket.traces.add(s.trace_id)
-            self._trace_owner.setdefault(s.trace_id, cid)
-            # spans of this trace that came before any with a conversation id
-            for key in self._unassigned_by_trace.pop(s.trace_id, ()):
-                parked = self._unassigned.pop(key, None)
-                if parked is not None:
-                    self._put(cid, parked[0], now)
-
-    def _park(self, s: Span, now: float) -> None:
-        old = self._unassigned.get(s.key)
-        if old is not None:
-            self._counts["duplicates"] += 1
-            s = prefer(old[0], s)
-        self._unassigned[s.key] = (s, now)
-        self._unassigned.move_to_end(s.key)
-        self._unassigned_by_trace.setdefault(s.trace_id, set()).add(s.key)
-        while len(self._unassigned) > self.max_unassigned:
-            self._drop_unassigned()
-
-    def _drop_unassigned(self) -> None:
-        key, _ = self._unassigned.popitem(last=False)
-        keys = self._unassigned_by_trace.get(key[0])
-        if keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self._unassigned_by_trace[key[0]]
+        return True
 
     def _maybe_evict(self, now: float) -> None:
         if now - self._last_evict < _EVICT_EVERY_S and len(self._buckets) <= self.max_instances:
@@ -345,18 +343,18 @@ class Collector:
                 break
             if not self._pins[cid]:
                 self._evict(cid)
-        while self._unassigned:
-            _, (_, seen) = next(iter(self._unassigned.items()))
-            if seen >= horizon:
-                break
-            self._drop_unassigned()
+        self._joiner.expire(horizon)
 
     def _evict(self, cid: str) -> None:
-        bucket = self._buckets.pop(cid)
-        for t in bucket.traces:
-            if self._trace_owner.get(t) == cid:
-                del self._trace_owner[t]
+        del self._buckets[cid]
+        self._close(cid)
         self._counts["evicted_instances"] += 1
+
+    def _close(self, cid: str) -> None:
+        self._closed.setdefault(cid, 0)
+        while len(self._closed) > self._max_closed:
+            old, _ = self._closed.popitem(last=False)
+            self._joiner.forget(old)
 
     def _count(self, what: str) -> None:
         with self._lock:
@@ -381,15 +379,27 @@ class Collector:
             if conversation_id in self._buckets:
                 self._evict(conversation_id)
                 self._counts["evicted_instances"] -= 1
+            else:
+                self._close(conversation_id)
 
     def conversation_ids(self) -> list[str]:
         with self._lock:
             return list(self._buckets)
 
     def unassigned(self) -> tuple[Span, ...]:
-        """Spans with no conversation id whose trace no other span has claimed yet."""
+        """Spans that joined no call (yet), oldest first."""
         with self._lock:
-            return tuple(s for s, _ in self._unassigned.values())
+            return self._joiner.parked()
+
+    def unmatched(self) -> UnmatchedReport:
+        """Spans that joined no call: waiting, or dropped from the bounded holding area."""
+        with self._lock:
+            return self._joiner.unmatched()
+
+    def late_spans(self, conversation_id: str) -> int:
+        """Spans that arrived for ``conversation_id`` after it was discarded."""
+        with self._lock:
+            return self._closed.get(conversation_id, 0)
 
     @property
     def stats(self) -> CollectorStats:
@@ -400,10 +410,12 @@ class Collector:
                 bad_requests=k["bad_requests"],
                 spans_accepted=k["spans_accepted"],
                 spans_rejected=k["spans_rejected"],
-                duplicates=k["duplicates"],
+                duplicates=k["duplicates"] + self._joiner.parked_duplicates,
                 instances=len(self._buckets),
-                unassigned=len(self._unassigned),
+                unassigned=len(self._joiner.parked()),
                 evicted_instances=k["evicted_instances"],
+                unmatched_dropped=self._joiner.unmatched().dropped,
+                late=k["late"],
             )
 
     def _quiet_s(self, cid: str) -> float:
@@ -611,6 +623,12 @@ class CollectorThread:
 
     def discard(self, conversation_id: str) -> None:
         self.collector.discard(conversation_id)
+
+    def register_call(self, conversation_id: str, keys: Iterable[str | None]) -> None:
+        self.collector.register_call(conversation_id, keys)
+
+    def unmatched(self) -> UnmatchedReport:
+        return self.collector.unmatched()
 
     def stop(self, timeout: float = 5.0) -> None:
         if not self._thread.is_alive():

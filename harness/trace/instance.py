@@ -18,12 +18,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.trace import conventions as c
 
 LAYER_UNKNOWN = "unknown"
 """The :attr:`Instance.layers` key of spans that carry no ``agent.layer``."""
+
+NO_TRACE = "no trace from the agent"
+"""The incomplete reason of an Instance without a single span (the harness adds the likely
+cause and the fix when it knows them)."""
+
+TraceState = Literal["complete", "partial", "none"]
 
 _NS = 1_000_000_000
 # How far a user_turn span may sit outside the caller's own speech and still be its turn:
@@ -102,8 +108,12 @@ class Span:
 
     @property
     def layer(self) -> str | None:
+        """``agent.layer``; livekit-agents' own spans without one are the conversational
+        agent's (the framework runs nothing else)."""
         value = self.attributes.get(c.AGENT_LAYER) or self.resource.get(c.AGENT_LAYER)
-        return str(value) if value else None
+        if value:
+            return str(value)
+        return c.LAYER_CONVERSATIONAL if self.scope_name == c.LIVEKIT_SCOPE else None
 
     @property
     def service_name(self) -> str | None:
@@ -244,8 +254,9 @@ class Instance:
 
     ``caller`` is the caller side-file (a JSON-able dict) or None for a production trace.
     ``complete`` is False when the collector gave up waiting; ``incomplete_reason`` says
-    what was missing. ``source`` is the directory an instance was loaded from (it resolves
-    a relative ``recording``) and takes no part in equality.
+    what was missing; an instance without spans is never complete (:data:`NO_TRACE`).
+    ``source`` is the directory an instance was loaded from (it resolves a relative
+    ``recording``) and takes no part in equality.
     """
 
     conversation_id: str
@@ -258,6 +269,9 @@ class Instance:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spans", canonical_spans(self.spans))
+        if not self.spans and self.complete:
+            object.__setattr__(self, "complete", False)
+            object.__setattr__(self, "incomplete_reason", NO_TRACE)
         if self.complete and self.incomplete_reason is not None:
             object.__setattr__(self, "incomplete_reason", None)
 
@@ -283,6 +297,17 @@ class Instance:
 
     def marked_incomplete(self, reason: str) -> Instance:
         return replace(self, complete=False, incomplete_reason=reason)
+
+    @property
+    def trace_state(self) -> TraceState:
+        """``none``: not a single span; ``partial``: the collector gave up waiting, or the
+        conversational agent's root span (livekit-agents' ``job_entrypoint``) never came;
+        ``complete`` otherwise."""
+        if not self.spans:
+            return "none"
+        if not self.complete or not self.layer_finished(c.LAYER_CONVERSATIONAL):
+            return "partial"
+        return "complete"
 
     @property
     def recording_path(self) -> Path | None:

@@ -648,31 +648,26 @@ def spans_to_json_lines(spans: Iterable[Span]) -> list[str]:
 # --- grouping ---------------------------------------------------------------------------------
 
 
-def group_by_conversation(spans: Iterable[Span]) -> tuple[dict[str, list[Span]], list[Span]]:
-    """Spans by ``conversation.id`` (span attribute, else resource attribute).
-
-    A span without one joins the conversation of another span in its trace (livekit-agents
-    starts its ``job_entrypoint`` span before the entrypoint can read the id); the rest
-    are returned as unassigned.
+def group_by_conversation(
+    spans: Iterable[Span], *, adopt: bool = True
+) -> tuple[dict[str, list[Span]], list[Span]]:
+    """Spans by conversation, by the rules of :mod:`harness.trace.join`: ``conversation.id``,
+    then ids learned from spans that carry one (the room's, the job's), then trace
+    membership and links. With ``adopt`` (a production export from an agent that never
+    heard of us), a room's ``gen_ai.conversation.id`` or sid names a conversation of its
+    own. The rest are returned as unassigned, in file order.
     """
+    from harness.trace.join import Joiner
+
+    joiner = Joiner(max_parked=1 << 62)
     groups: dict[str, list[Span]] = {}
-    owner: dict[str, str] = {}
-    pending: list[Span] = []
     for s in spans:
-        cid = s.conversation_id
-        if cid is None:
-            pending.append(s)
-            continue
-        groups.setdefault(cid, []).append(s)
-        owner.setdefault(s.trace_id, cid)
-    unassigned = []
-    for s in pending:
-        cid = owner.get(s.trace_id)
-        if cid is None:
-            unassigned.append(s)
-        else:
-            groups[cid].append(s)
-    return groups, unassigned
+        for cid, joined in joiner.add(s):
+            groups.setdefault(cid, []).append(joined)
+    if adopt:
+        for cid, joined in joiner.adopt_parked():
+            groups.setdefault(cid, []).append(joined)
+    return groups, list(joiner.parked())
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -814,7 +809,10 @@ def load_instances(path: str | os.PathLike[str]) -> dict[str, Instance]:
     groups, unassigned = group_by_conversation(spans)
     if not groups:
         raise TraceFileError(
-            f"none of its {len(unassigned)} spans carries {c.CONVERSATION_ID}", file=trace_file
+            f"none of its {len(unassigned)} spans carries {c.CONVERSATION_ID} or a room's id "
+            f"({', '.join(c.JOIN_KEYS[:3])}): export the agent's spans with livekit-agents' "
+            "tracing, or stamp conversation.id with harness_instrument",
+            file=trace_file,
         )
     return {cid: _instance(cid, group, side, source) for cid, group in groups.items()}
 
