@@ -282,12 +282,25 @@ def _schedule(config: pytest.Config):
         except InfrastructureError as exc:
             state["error"] = exc
             raise
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if session.export_notice and reporter is not None:
-            reporter.write_line(f"\nharness: {session.export_notice}")
+        if session.export_notice:
+            _say(config, f"harness: {session.export_notice}")
         state["session"] = session
         state["schedule"] = Schedule(session)
     return state["schedule"]
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """One line on the terminal now, in the middle of a test's setup (outside capture)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capman is None:
+        reporter.write_line(line)
+        return
+    with capman.global_and_fixture_disabled():
+        reporter.ensure_newline()
+        reporter.write_line(line)
 
 
 def score_property_name(score: Any) -> str:

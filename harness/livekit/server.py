@@ -89,11 +89,13 @@ def _free_port(kind: int) -> int:
         return s.getsockname()[1]
 
 
-def _config_body(port: int, rtc_udp: int, key: str, secret: str) -> str:
+def _config_body(port: int, rtc_udp: int, stun: int, key: str, secret: str) -> str:
     # Loopback only: bind and advertise 127.0.0.1, no STUN / external IP discovery, a
     # single UDP port for media. ICE over TCP is off (tcp_port 0): livekit-server opens
     # its TCP mux on every interface, whatever bind_addresses says, and loopback UDP
-    # needs no fallback.
+    # needs no fallback. The server hands its STUN servers to every client, and without
+    # any configured it hands out public ones, which clients then look up in DNS: name a
+    # loopback port where nothing answers instead.
     return "\n".join(
         [
             f"port: {port}",
@@ -102,6 +104,7 @@ def _config_body(port: int, rtc_udp: int, key: str, secret: str) -> str:
             "  tcp_port: 0",
             f"  udp_port: {rtc_udp}",
             "  use_external_ip: false",
+            f"  stun_servers: ['127.0.0.1:{stun}']",
             "  enable_loopback_candidate: true",
             "  node_ip: 127.0.0.1",
             "  ips:",
@@ -157,7 +160,11 @@ class LocalServer:
         binary = self._binary or find_server_binary()
         key, secret = "harness", secrets.token_hex(24)
         for attempt in range(3):
-            port, udp = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
+            port, udp, stun = (
+                _free_port(socket.SOCK_STREAM),
+                _free_port(socket.SOCK_DGRAM),
+                _free_port(socket.SOCK_DGRAM),
+            )
             if self._log_path is None:
                 fd, name = tempfile.mkstemp(prefix="livekit-server-", suffix=".log")
                 os.close(fd)
@@ -165,7 +172,7 @@ class LocalServer:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self._log_path, "ab")
             env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
-            env["LIVEKIT_CONFIG"] = _config_body(port, udp, key, secret)
+            env["LIVEKIT_CONFIG"] = _config_body(port, udp, stun, key, secret)
             self._proc = subprocess.Popen(
                 [str(binary), "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1"],
                 stdout=self._log_file,

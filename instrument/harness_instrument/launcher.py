@@ -110,8 +110,8 @@ def service_name_for(cmd: Sequence[str]) -> str | None:
 
 def _launched(cmd: Sequence[str]) -> tuple[str | None, list[str]] | None:
     """(--service-name, command) of this launcher, when ``cmd`` is the launcher itself
-    (``harness-instrument [...] -- CMD``, ``harness agent -- CMD``,
-    ``python -m harness_instrument.launcher -- CMD``); else None."""
+    (``harness-instrument [...] -- CMD``, ``harness agent -- CMD``, ``python -m harness
+    agent -- CMD``, ``python -m harness_instrument.launcher -- CMD``); else None."""
     exe = Path(cmd[0]).name
     rest: Sequence[str] | None = None
     if exe == PROG:
@@ -120,6 +120,8 @@ def _launched(cmd: Sequence[str]) -> tuple[str | None, list[str]] | None:
         rest = cmd[2:]
     elif _PYTHON.match(exe) and list(cmd[1:3]) == ["-m", "harness_instrument.launcher"]:
         rest = cmd[3:]
+    elif _PYTHON.match(exe) and list(cmd[1:4]) == ["-m", "harness", "agent"]:
+        rest = cmd[4:]
     if rest is None:
         return None
     try:

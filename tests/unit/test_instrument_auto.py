@@ -515,3 +515,17 @@ def test_an_interpreter_without_the_package_says_so_in_one_line_and_runs(tmp_pat
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install livekit-call-harness-instrument" in lines[0]
     assert base in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "name"),
+    [
+        (["harness", "agent", "--", "python", "examples/minimal_agent/agent.py", "start"], "agent"),
+        (["/venv/bin/python3", "-m", "harness", "agent", "--", "python", "-m", "pkg.a"], "pkg.a"),
+        (["harness-instrument", "--service-name", "pizza", "--", "python", "a.py"], "pizza"),
+        (["python", "-m", "harness_instrument.launcher", "--", "./my-agent"], "my-agent"),
+        (["harness", "agent", "--help"], "harness"),
+    ],
+)
+def test_the_launcher_names_the_command_it_runs_not_itself(cmd, name):
+    assert launcher.service_name_for(cmd) == name
