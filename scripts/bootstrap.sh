@@ -4,6 +4,7 @@
 #   2. a venv in .venv with the project and instrument/ (its own distribution) in editable
 #      mode, plus dev extras
 #   3. the real LiveKit server, built with `go install`, in .tools/bin (git-ignored)
+#   4. a small OpenTelemetry Collector, built with the collector's builder, in .tools/bin
 # Each step is skipped when already done, so a second run takes about a second.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 LIVEKIT_VERSION=${LIVEKIT_VERSION:-v1.13.5}
+OTELCOL_BUILDER_VERSION=${OTELCOL_BUILDER_VERSION:-v0.165.0}
 TOOLS=${HARNESS_TOOLS_DIR:-$ROOT/.tools}
 VENV=${HARNESS_VENV:-$ROOT/.venv}
 PYTHON=${PYTHON:-python3}
@@ -86,10 +88,40 @@ step_server() {
   say "livekit-server: $("$bin" --version) installed at $bin"
 }
 
+# The OpenTelemetry Collector a deployment puts between its agents and the harness (the e2e
+# test that starts server, collector and agent apart from the harness). Built with the
+# collector's own builder from scripts/otelcol-builder.yaml; rebuilt when that file changes.
+step_otelcol() {
+  local bin="$TOOLS/bin/otelcol-harness" stamp="$TOOLS/otelcol-harness.version"
+  local want
+  want="$OTELCOL_BUILDER_VERSION $(sha256sum scripts/otelcol-builder.yaml | cut -c1-16)"
+  if [ -x "$bin" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "otelcol: present ($bin)"; return
+  fi
+  command -v go >/dev/null 2>&1 || die "command failed: go (Go is needed to build the OpenTelemetry Collector)"
+  mkdir -p "$TOOLS/bin" "$TOOLS/otelcol-build"
+  local builder="go.opentelemetry.io/collector/cmd/builder@$OTELCOL_BUILDER_VERSION"
+  say "otelcol: building with the collector builder ($builder; about 3 minutes the first time)"
+  if ! GOBIN="$TOOLS/bin" go install "$builder" >"$TOOLS/otelcol-build.log" 2>&1; then
+    tail -n 20 "$TOOLS/otelcol-build.log" >&2
+    die "command failed: GOBIN=$TOOLS/bin go install $builder (log: $TOOLS/otelcol-build.log)"
+  fi
+  sed "s|\${OTELCOL_BUILD_DIR}|$TOOLS/otelcol-build|" scripts/otelcol-builder.yaml >"$TOOLS/otelcol-builder.yaml"
+  if ! "$TOOLS/bin/builder" --config "$TOOLS/otelcol-builder.yaml" >>"$TOOLS/otelcol-build.log" 2>&1; then
+    tail -n 20 "$TOOLS/otelcol-build.log" >&2
+    die "command failed: $TOOLS/bin/builder --config $TOOLS/otelcol-builder.yaml (log: $TOOLS/otelcol-build.log)"
+  fi
+  mv -f "$TOOLS/otelcol-build/otelcol-harness" "$bin"
+  "$bin" components >/dev/null 2>&1 || die "command failed: $bin components"
+  echo "$want" > "$stamp"
+  say "otelcol: $OTELCOL_BUILDER_VERSION (otlp receiver, batch, otlphttp exporter) installed at $bin"
+}
+
 case "${1:-all}" in
   apt) step_apt ;;
   venv) step_venv ;;
   server) step_server ;;
-  all) step_apt; step_venv; step_server ;;
-  *) die "usage: $0 [all|apt|venv|server]" ;;
+  otelcol) step_otelcol ;;
+  all) step_apt; step_venv; step_server; step_otelcol ;;
+  *) die "usage: $0 [all|apt|venv|server|otelcol]" ;;
 esac
