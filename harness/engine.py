@@ -33,6 +33,7 @@ from harness.expectations import (
     check_score_expectations,
     tool_calls_of,
 )
+from harness.hostload import OVERLOADED, PressureMeter
 from harness.livekit import LocalServer, RoomService, ServerInfo, new_conversation_id
 from harness.livekit.rooms import CallRoom
 from harness.livekit.server import remote_from_env
@@ -68,6 +69,8 @@ class CallOutcome:
     scores: tuple[Any, ...] = ()
     trace: TraceHealth | None = None
     """Whether the call's Instance got its spans; None when the call never got that far."""
+    host_cpu_pressure: float | None = None
+    """Share of the call in which some task on the host waited for a CPU (Linux PSI)."""
 
     @property
     def verdict(self) -> Verdict:
@@ -86,14 +89,22 @@ class CallOutcome:
         return "\n".join(lines)
 
 
-def overload_notes(result: CallResult) -> tuple[str, ...]:
-    """Why a failed call may not be the agent's fault: the caller's own audio had gaps."""
-    return tuple(
+def overload_notes(result: CallResult, cpu_pressure: float | None = None) -> tuple[str, ...]:
+    """Why a failed call may not be the agent's fault: the host was saturated, or the
+    caller's own audio had gaps."""
+    notes = []
+    if cpu_pressure is not None and cpu_pressure > OVERLOADED:
+        notes.append(
+            f"note: host overloaded: some task waited for a CPU {cpu_pressure * 100:.0f} % of this "
+            "call, so slow or misheard replies may be the machine's (lower --concurrency)"
+        )
+    notes.extend(
         f"note: the caller's audio had {t.caller_underrun_ms:.0f} ms of gaps at turn "
         f"{t.index}, because this host was overloaded (lower --concurrency)"
         for t in result.turns
         if t.caller_underrun_ms > 0
     )
+    return tuple(notes)
 
 
 FIRST_SPAN_WAIT_S = 2.0
@@ -370,6 +381,7 @@ class CallSession:
         out_dir.mkdir(parents=True, exist_ok=True)
         cid = new_conversation_id()
         t0 = time.monotonic()
+        pressure = PressureMeter().start()
         result: CallResult | None = None
         try:
             plan = await asyncio.to_thread(self.plan_for, scenario, conditions)
@@ -428,8 +440,9 @@ class CallSession:
                 + check_call_expectations(plan, traced, result.ended_at)
                 + check_score_expectations(plan, result, scores)
             )
+            cpu_pressure = pressure.share()
             if failures:
-                failures += overload_notes(result)
+                failures += overload_notes(result, cpu_pressure)
             outcome = CallOutcome(
                 scenario.id,
                 repeat,
@@ -441,6 +454,7 @@ class CallSession:
                 error=result.error,
                 scores=scores,
                 trace=TraceHealth.of(instance),
+                host_cpu_pressure=cpu_pressure,
             )
         except HarnessError as exc:
             if result is not None:  # keep what the caller measured
@@ -549,6 +563,7 @@ def write_artifacts(outcome: CallOutcome) -> None:
         "failures": list(outcome.failures),
         "call": res.to_json() if res else None,
         "trace": outcome.trace.to_dict() if outcome.trace else None,
+        "host_cpu_pressure": outcome.host_cpu_pressure,
     }
     for name, data in (("transcript.json", transcript), ("timings.json", timings)):
         tmp = d / (name + ".part")

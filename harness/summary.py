@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.hostload import overload_note
+
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Exact percentile with linear interpolation (numpy's default); None when empty."""
@@ -30,6 +32,8 @@ class CallRow:
     """``ok``, ``partial`` or ``none`` (:class:`harness.trace.health.TraceHealth`); ``-``
     when the call ended before its trace was looked at."""
     trace_reason: str = ""
+    host_cpu_pressure: float | None = None
+    """Share of the call in which the host's tasks waited for a CPU (None: unmeasured)."""
 
     @classmethod
     def from_outcome(cls, o: Any) -> CallRow:
@@ -48,6 +52,7 @@ class CallRow:
             reason.split("\n")[0],
             trace.label if trace is not None else "-",
             trace.reason if trace is not None else "",
+            getattr(o, "host_cpu_pressure", None),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +93,9 @@ def call_table(rows: Sequence[CallRow | Any]) -> str:
         f"{counts['error']} errors"
     )
     lines.extend(trace_notes(rows))
+    note = overload_note([r.host_cpu_pressure for r in rows])
+    if note:
+        lines.append(note)
     return "\n".join(lines)
 
 

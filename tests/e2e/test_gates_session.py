@@ -1,5 +1,9 @@
-"""The deploy gate end to end: a pytest session of 30 real calls fails the p90 latency gate
-when the agent regressed, passes when it did not, and says the same with pytest-xdist."""
+"""The deploy gate end to end: a pytest session of 16 real calls fails the p90 latency gate
+when the agent regressed, passes when it did not, and says the same with pytest-xdist.
+
+Sized for a busy 2-core machine: two calls at a time. At four, the host's CPU pressure
+stays above 50 % and a healthy clinic mishears and answers late (its recogniser is
+starved): the harness then says "host overloaded", but the gate cannot pass."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ pytest_plugins = ["pytester"]
 
 SUITE = Path(__file__).parent / "suites" / "quick_hours.yaml"
 ROOT = Path(__file__).resolve().parents[2]
-CALLS = 30
+CALLS = 16
+CONCURRENCY = 2
 
 
 def verdicts(text: str) -> dict[str, str]:
@@ -29,7 +34,9 @@ def run_session(pytester: pytest.Pytester, monkeypatch, *, fault: bool, workers:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the agent command imports examples.clinic
     if fault:
         monkeypatch.setenv("CLINIC_EXTRA_LLM_LATENCY_MS", "2500")
-        monkeypatch.setenv("CLINIC_EXTRA_LLM_LATENCY_SHARE", "0.2")
+        # 30 % of 48 replies: the p90 moves once 5 are delayed, which Binomial(48, 0.3)
+        # misses about once in a thousand sessions (at 20 % of 60 it was one in twenty)
+        monkeypatch.setenv("CLINIC_EXTRA_LLM_LATENCY_SHARE", "0.3")
     else:
         monkeypatch.delenv("CLINIC_EXTRA_LLM_LATENCY_MS", raising=False)
     args = [
@@ -42,7 +49,7 @@ def run_session(pytester: pytest.Pytester, monkeypatch, *, fault: bool, workers:
         "--calls",
         str(CALLS),
         "--concurrency",
-        "4",  # for the whole session: each of N workers takes 4 / N
+        str(CONCURRENCY),  # for the whole session: each of N workers takes its share
         "--agent-cmd",
         "{python} -m examples.clinic.deploy start",
         "--artifacts",

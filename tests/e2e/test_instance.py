@@ -1,5 +1,6 @@
-"""One call, one connected story: the Instance spans three processes and three layers,
-and the harness tells a crashed workflow and an unapproved action apart from a good call."""
+"""One call, one connected story: the Instance spans three processes and three layers, the
+recording holds each side on its own channel, and the harness tells a crashed workflow and
+an unapproved action apart from a good call."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from harness.scenario import load_scenario
 from harness.show import render_tree
 from harness.trace import conventions as c
 from harness.trace.otlp import load_instance
+from tests.support.recording import assert_caller_left_agent_right
 from tests.support.turns import TurnReached
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +41,7 @@ def test_booking_instance_spans_three_processes_and_layers(clinic_session, smoke
     (booking,) = [a for a in instance.actions if a.name == "create_booking"]
     assert booking.mutating and booking.approval == "approved"
     assert [s.name for s in instance.workflow] == ["summarize", "send_confirmation"]
+    assert_caller_left_agent_right(outcome)
 
 
 def test_workflow_crash_is_reported_and_the_instance_saved_incomplete(
