@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 LOOPBACK := scripts/netns.sh run
 DEMO_ARGS ?= --calls 3 --concurrency 2
 
-.PHONY: tools demo test test-unit test-e2e test-gates-xdist lint format bench clean
+.PHONY: tools demo test test-unit test-e2e test-gates-xdist test-monitor-crash lint format bench clean
 
 tools:
 	@bash scripts/bootstrap.sh
@@ -20,18 +20,24 @@ tools:
 demo: tools
 	$(LOOPBACK) $(VENV)/bin/harness run scenarios/smoke --agent-cmd "$(AGENT_CMD)" $(DEMO_ARGS)
 
+# Unit tests two at a time (no server, no real-time audio), then every real call serially.
 test: tools
-	$(LOOPBACK) $(VENV)/bin/pytest tests scenarios/smoke -m "not xdist_gate" $(PYTEST_ARGS)
+	$(LOOPBACK) $(VENV)/bin/pytest tests/unit -n 2 $(PYTEST_ARGS)
+	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e scenarios/smoke -m "not xdist_gate and not soak" $(PYTEST_ARGS)
 
 test-unit: tools
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 test-e2e: tools
-	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e scenarios/smoke -m "not xdist_gate" $(PYTEST_ARGS)
+	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e scenarios/smoke -m "not xdist_gate and not soak" $(PYTEST_ARGS)
 
-# The two 30-call gate sessions again with pytest-xdist -n 2 (about 13 minutes).
+# The two 16-call gate sessions again with pytest-xdist -n 2 (about 13 minutes).
 test-gates-xdist: tools
 	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e/test_gates_session.py -m xdist_gate $(PYTEST_ARGS)
+
+# kill -9 of the monitor at 20 random moments, with restarts (about 10 minutes).
+test-monitor-crash: tools
+	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e/test_monitor_crash.py -m soak -s $(PYTEST_ARGS)
 
 lint: tools
 	$(VENV)/bin/ruff check .

@@ -37,6 +37,9 @@ TRACK_ID_ATTRIBUTE = "lk.transcribed_track_id"
 # Agent audio frames louder than this RMS (~ -45 dBFS) are agent speech.
 AGENT_SPEECH_RMS = 10 ** (-45 / 20)
 POLL_S = 0.02
+# How long to wait, once the agent has left, for our own connection to report a loss: the
+# caller's link and the agent's go down together when the server stops.
+LINK_LOSS_GRACE_S = 2.0
 # The sender keeps this much audio queued ahead of real time in the track's source, so a
 # stall of the caller's event loop (many calls on few cores) shorter than this never puts
 # a gap into the caller's speech. The source's own queue holds more than the lead.
@@ -319,6 +322,7 @@ class SyntheticCaller:
         self._current_turn = 0
         self._barge_onset: float | None = None
         self._connected_at = 0.0
+        self._link_lost = False  # our own connection to the server dropped
         self._spoken = {t.index: t.spoken_text for t in plan.turns}
         self._underruns: dict[int, float] = {}
 
@@ -367,7 +371,8 @@ class SyntheticCaller:
         room.on("participant_attributes_changed", on_attrs)
         room.on("connection_quality_changed", on_quality)
         room.on("track_subscribed", on_track)
-        room.on("disconnected", lambda *_: disconnected.set())
+        room.on("disconnected", lambda *_: (disconnected.set(), self._lose_link()))
+        room.on("reconnecting", lambda *_: self._lose_link())
         room.register_text_stream_handler(TRANSCRIPTION_TOPIC, on_text)
 
         try:
@@ -452,16 +457,32 @@ class SyntheticCaller:
                 text += chunk
                 listener.on_text(seg_id, track_id, identity, text, first)
 
+    def _lose_link(self) -> None:
+        self._link_lost = True
+
+    async def _agent_left(self, listener: _AgentListener) -> HarnessError:
+        """The agent left: its failure, unless our own link to the server went at the same
+        moment (the server stopped or the network broke), which is infrastructure. The two
+        are told apart by waiting briefly for our connection's own verdict."""
+        deadline = time.monotonic() + LINK_LOSS_GRACE_S
+        while not self._link_lost and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+        if self._link_lost:
+            return InfrastructureError(
+                f"lost the connection to LiveKit at {self.url} at turn {self._current_turn} "
+                "(the agent's departure was the server's, not the agent's)"
+            )
+        why = f" ({listener.left_reason})" if listener.left_reason else ""
+        return CallFailure(
+            f"agent left the room at turn {self._current_turn}{why}", turn=self._current_turn
+        )
+
     # ---- the conversation
     async def _wait(self, cond, timeout: float, on_timeout: HarnessError, listener) -> None:
         deadline = time.monotonic() + timeout
         while not cond():
             if listener.left_at is not None:
-                why = f" ({listener.left_reason})" if listener.left_reason else ""
-                raise CallFailure(
-                    f"agent left the room at turn {self._current_turn}{why}",
-                    turn=self._current_turn,
-                )
+                raise await self._agent_left(listener)
             if time.monotonic() >= deadline:
                 raise on_timeout
             await asyncio.sleep(POLL_S)

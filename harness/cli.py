@@ -91,10 +91,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_incident_import(args: argparse.Namespace) -> int:
     from harness.incident import RedactionConfig, import_incident
 
+    trace = args.trace
+    if args.candidate:
+        from harness.monitor.commands import candidate_trace
+        from harness.monitor.store import MonitorStore
+
+        with MonitorStore(Path(args.state_dir) / "monitor.sqlite3") as store:
+            trace = str(candidate_trace(store, args.candidate))
+        args.id = args.id or args.candidate
+    if not trace:
+        raise ScenarioError("give the trace file, or --candidate ID (see harness incident list)")
     if args.no_redact:
         _progress("WARNING: --no-redact: personal data in the trace and recording is written as is")
     result = import_incident(
-        Path(args.trace),
+        Path(trace),
         recording=Path(args.recording) if args.recording else None,
         caller_channel=args.caller_channel,
         incident_id=args.id,
@@ -174,7 +184,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_gates_export(args: argparse.Namespace) -> int:
     from harness.gates import prometheus_rules
 
-    rules = prometheus_rules(gates_config(args.gates), window=args.window)
+    rules = prometheus_rules(
+        gates_config(args.gates),
+        window=args.window,
+        source=args.source,
+        monitor_rules=args.monitor_rules,
+    )
     if args.out:
         tmp = Path(args.out + ".part")
         tmp.write_text(rules)
@@ -218,6 +233,119 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return launch(
         (["--service-name", args.service_name] if args.service_name else []) + ["--", *cmd]
     )
+
+
+def _monitor(args: argparse.Namespace, *, scenarios: bool) -> object:
+    from harness.monitor.commands import monitor_config
+    from harness.monitor.runner import Monitor
+
+    config = monitor_config(
+        scenario_paths=args.paths if scenarios else (),
+        every=getattr(args, "every", None),
+        cron=getattr(args, "cron", None),
+        once=getattr(args, "once", False),
+        gates_path=args.gates,
+        state_dir=args.state_dir,
+        windows=args.windows,
+        alert_window=args.alert_window,
+        channels=args.channel,
+        livekit_url=getattr(args, "livekit_url", None),
+        agent_name=getattr(args, "agent_name", None),
+        calls=getattr(args, "calls", 1),
+        concurrency=getattr(args, "concurrency", 1),
+        collector=args.listen,
+        metrics=args.metrics,
+        retention=args.retention,
+        repeat_interval=args.repeat_interval,
+        production=not getattr(args, "no_production", False),
+        grace=args.grace,
+        agent_version=getattr(args, "agent_version", None),
+        environment=getattr(args, "environment", None),
+        retries=getattr(args, "retries", 2),
+        backoff=getattr(args, "backoff", "2s"),
+        tick=args.tick,
+    )
+    return Monitor(config, progress=_progress)
+
+
+def cmd_monitor_run(args: argparse.Namespace) -> int:
+    from harness.monitor.commands import once_exit_code, window_table
+
+    monitor = _monitor(args, scenarios=True)
+    with monitor:
+        if not args.once:
+            monitor.run_forever()
+            return 0
+        result = monitor.run_once()
+        reports = monitor.evaluate(__import__("time").time())
+    for rep in reports:
+        if rep.source == "synthetic" and rep.window == monitor.config.alert_spec:
+            print(window_table(rep))
+    return once_exit_code(result, reports, monitor.config.alert_spec.name)
+
+
+def cmd_monitor_ingest(args: argparse.Namespace) -> int:
+    monitor = _monitor(args, scenarios=False)
+    with monitor:
+        monitor.run_forever()
+    return 0
+
+
+def cmd_monitor_compare(args: argparse.Namespace) -> int:
+    from harness.monitor.commands import compare_versions
+    from harness.monitor.store import MonitorStore
+
+    with MonitorStore(Path(args.state_dir) / "monitor.sqlite3") as store:
+        print(
+            compare_versions(
+                store,
+                gates_config(args.gates),
+                args.version_a,
+                args.version_b,
+                window=args.window,
+                source=args.source,
+            )
+        )
+    return 0
+
+
+def cmd_monitor_status(args: argparse.Namespace) -> int:
+    from harness.monitor.commands import status_text
+    from harness.monitor.store import MonitorStore
+
+    with MonitorStore(Path(args.state_dir) / "monitor.sqlite3") as store:
+        print(status_text(store))
+    return 0
+
+
+def cmd_incident_list(args: argparse.Namespace) -> int:
+    from harness.monitor.commands import candidates_table
+    from harness.monitor.store import MonitorStore
+
+    with MonitorStore(Path(args.state_dir) / "monitor.sqlite3") as store:
+        print(candidates_table(store))
+    return 0
+
+
+def _add_monitor_options(p: argparse.ArgumentParser, *, listen_default: str) -> None:
+    p.add_argument("--state-dir", default=".harness/monitor", help="store and artifacts")
+    p.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
+    p.add_argument("--windows", default="15m,1h,24h", help="rolling windows (default 15m,1h,24h)")
+    p.add_argument(
+        "--alert-window", default=None, help="the window alerts watch (default: shortest)"
+    )
+    p.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        help="alert channel: webhook:URL, slack:URL or alertmanager:URL (repeatable)",
+    )
+    p.add_argument("--listen", default=listen_default, help="OTLP/HTTP receiver address")
+    p.add_argument("--metrics", default="127.0.0.1:9464", help="/metrics address ('' for none)")
+    p.add_argument("--retention", default="30d", help="keep calls this long (default 30d)")
+    p.add_argument("--repeat-interval", default="4h", help="re-notify a firing alert after this")
+    p.add_argument("--grace", default="30s", help="wait this long for late workflow spans")
+    p.add_argument("--tick", default="5s", help="evaluate windows and alerts this often")
 
 
 def _add_call_options(p: argparse.ArgumentParser) -> None:
@@ -279,6 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
     export.add_argument("--window", default="5m", help="rate/quantile window (default 5m)")
     export.add_argument("--out", default=None, help="write here instead of stdout")
+    export.add_argument(
+        "--source",
+        choices=("production", "synthetic"),
+        default=None,
+        help="only the series of these calls (harness monitor labels each call's source)",
+    )
+    export.add_argument(
+        "--monitor-rules",
+        action="store_true",
+        help="add the monitor's own rules: stopped (heartbeat) and cannot reach the agent",
+    )
     export.set_defaults(func=cmd_gates_export)
 
     audio = sub.add_parser("audio", help="caller audio").add_subparsers(
@@ -291,11 +430,47 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     render.set_defaults(func=cmd_audio_render)
 
+    mon = sub.add_parser(
+        "monitor", help="scheduled synthetic calls and production scoring"
+    ).add_subparsers(dest="monitor_command", required=True)
+    mrun = mon.add_parser("run", help="call the deployed agent on a schedule")
+    mrun.add_argument("paths", nargs="+", help="scenario files or directories")
+    mrun.add_argument("--every", default=None, help="interval, e.g. 5m")
+    mrun.add_argument("--cron", default=None, help='cron expression (UTC), e.g. "*/5 * * * *"')
+    mrun.add_argument("--once", action="store_true", help="one cycle, then exit (pytest codes)")
+    mrun.add_argument("--livekit-url", default=None, help="the deployed LiveKit server")
+    mrun.add_argument("--agent-name", default=None, help="dispatch this agent_name")
+    mrun.add_argument("--calls", type=int, default=1, help="calls per scenario per cycle")
+    mrun.add_argument("--concurrency", type=int, default=1, help="calls at once")
+    mrun.add_argument("--no-production", action="store_true", help="score synthetic calls only")
+    mrun.add_argument("--retries", type=int, default=2, help="retries of an unreachable call")
+    mrun.add_argument("--backoff", default="2s", help="first retry after this, then doubling")
+    mrun.add_argument("--agent-version", default=None, help="label synthetic calls' version")
+    mrun.add_argument("--environment", default=None, help="label synthetic calls' environment")
+    _add_monitor_options(mrun, listen_default="127.0.0.1:4318")
+    mrun.set_defaults(func=cmd_monitor_run)
+    ming = mon.add_parser("ingest", help="score production calls posted as OTLP/HTTP")
+    _add_monitor_options(ming, listen_default="127.0.0.1:4318")
+    ming.set_defaults(func=cmd_monitor_ingest)
+    mcmp = mon.add_parser("compare", help="two agent versions' gate tables side by side")
+    mcmp.add_argument("version_a")
+    mcmp.add_argument("version_b")
+    mcmp.add_argument("--window", default="24h")
+    mcmp.add_argument("--source", choices=("production", "synthetic"), default="production")
+    mcmp.add_argument("--gates", default=None)
+    mcmp.add_argument("--state-dir", default=".harness/monitor")
+    mcmp.set_defaults(func=cmd_monitor_compare)
+    mst = mon.add_parser("status", help="what the monitor's store holds")
+    mst.add_argument("--state-dir", default=".harness/monitor")
+    mst.set_defaults(func=cmd_monitor_status)
+
     inc = sub.add_parser("incident", help="turn incidents into regression tests").add_subparsers(
         dest="incident_command", required=True
     )
     imp = inc.add_parser("import", help="a production trace (+ recording) -> a scenario fixture")
-    imp.add_argument("trace", help="OTLP JSON-lines export of the call")
+    imp.add_argument("trace", nargs="?", help="OTLP JSON-lines export of the call")
+    imp.add_argument("--candidate", default=None, help="a production candidate's id")
+    imp.add_argument("--state-dir", default=".harness/monitor", help="the monitor's store")
     imp.add_argument("--recording", default=None, help="the call's recording (WAV)")
     imp.add_argument("--caller-channel", type=int, default=None, help="caller channel (0=left)")
     imp.add_argument("--id", default=None, help="incident id, e.g. INC-123")
@@ -317,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--id", default=None, help="incident id")
     _add_fixture_options(fr)
     fr.set_defaults(func=cmd_incident_from_run)
+    lst = inc.add_parser("list", help="production calls kept as incident candidates")
+    lst.add_argument("--state-dir", default=".harness/monitor", help="the monitor's store")
+    lst.set_defaults(func=cmd_incident_list)
     rep = inc.add_parser("replay", help="run an incident fixture against an agent")
     rep.add_argument("incident", help="incident id or fixture path")
     rep.add_argument("--out", default="scenarios/incidents", help="fixture directory")

@@ -22,6 +22,7 @@ order of :func:`discover_gates`:
       fail: 1200
       min_samples: 50             # fewer samples: verdict "insufficient", a warning
       for: 5m                     # monitoring: how long the condition must hold
+      runbook_url: https://wiki.example.com/runbooks/llm-latency   # optional, in alerts
       baseline:                   # optional: compare with a saved baseline run
         max_regression: 20%       # p99 must not worsen by more than 20 % of the baseline
         alpha: 0.05               # ... and a one-sided Mann-Whitney U test must agree
@@ -147,6 +148,8 @@ class Gate(_Strict):
     """The metric's unit, for Prometheus export; defaults to the built-in metric's unit."""
     baseline: BaselineRule | None = None
     description: str = ""
+    runbook_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    """Where on-call reads what to do; monitoring alerts and exported rules carry it."""
 
     @model_validator(mode="after")
     def _check(self) -> Gate:

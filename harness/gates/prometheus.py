@@ -1,8 +1,9 @@
 """Prometheus alerting rules from the gates file.
 
-**Metric naming scheme.** Whatever exports the harness's scores as Prometheus metrics
-(``harness monitor``) names them from the Score's name and unit, with ``layer`` and ``span``
-labels taken from the Score (absent labels are empty):
+**Metric naming scheme.** ``harness monitor`` (:mod:`harness.monitor.metrics`) exports the
+harness's scores as Prometheus metrics named from the Score's name and unit, with ``layer``
+and ``span`` labels taken from the Score (absent labels are empty), and ``scenario``,
+``source`` (``synthetic`` or ``production``), ``agent_version`` and ``environment``:
 
 ================  ===========================================  ==============================
 Score unit        Prometheus series                            value
@@ -104,14 +105,16 @@ def _camel(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", name) if p)
 
 
-def _exprs(gate: Gate, series: PromSeries, window: str) -> tuple[str, str]:
+def _exprs(
+    gate: Gate, series: PromSeries, window: str, extra: Mapping[str, str] | None = None
+) -> tuple[str, str]:
     """(the statistic's expression, the samples-in-window expression)."""
-    sel = _selector(gate)
+    sel = _selector(gate, extra)
     w = window
     if series.kind == "counter":
         count = f"sum(increase({series.name}{sel}[{w}]))"
         if gate.statistic in ("rate", "mean"):
-            true_sel = _selector(gate, {"outcome": "true"})
+            true_sel = _selector(gate, {**(extra or {}), "outcome": "true"})
             # `or on() vector(0)`: with no true outcome in the window the series may not
             # exist, and an all-failing window must still alert
             true_count = f"(sum(increase({series.name}{true_sel}[{w}])) or on() vector(0))"
@@ -155,14 +158,21 @@ def prometheus_rules(
     window: str = "5m",
     group: str = "harness-gates",
     units: Mapping[str, str] | None = None,
+    source: str | None = None,
+    monitor_rules: bool = False,
 ) -> str:
     """Prometheus alerting rules (YAML text) for ``gates``.
+
+    ``source`` (``production`` or ``synthetic``) restricts every expression to the series
+    of that source, so synthetic calls stay out of production alerts. ``monitor_rules``
+    adds the monitor's own: a dead-man's switch on its heartbeat and "cannot reach the
+    agent" (see :mod:`harness.monitor.metrics`).
 
     ``units`` maps metric names to units for metrics that are not built in and whose gate
     has no ``unit:``. Raises :class:`GatesFileError` for a gate that cannot be exported.
     """
     duration_seconds(window)  # validates
-    source = gates.source if isinstance(gates, GatesConfig) else None
+    gates_file = gates.source if isinstance(gates, GatesConfig) else None
     rules: list[dict] = []
     skipped: list[str] = []
     for gate in gates:
@@ -173,15 +183,15 @@ def prometheus_rules(
         if unit is None:
             raise GatesFileError(
                 f"unknown unit for metric {gate.metric!r}: set `unit:` on the gate",
-                file=source,
+                file=gates_file,
                 field=f"gates.{gate.name}.unit",
             )
         series = prometheus_series(gate.metric, unit)
         try:
-            stat, count = _exprs(gate, series, window)
+            stat, count = _exprs(gate, series, window, {"source": source} if source else None)
         except ValueError as e:
             raise GatesFileError(
-                str(e), file=source, field=f"gates.{gate.name}.statistic"
+                str(e), file=gates_file, field=f"gates.{gate.name}.statistic"
             ) from None
         sign, inverse = (">", "<=") if gate.direction == "above" else ("<", ">=")
         guard = f"and on() ({count}) >= {gate.min_samples}"
@@ -220,10 +230,18 @@ def prometheus_rules(
                 "description": gate.description
                 or f"Gate {gate.name} over a {window} window, at least {gate.min_samples} samples.",
             }
+            if gate.runbook_url:
+                rule["annotations"]["runbook_url"] = gate.runbook_url
+            if source:
+                rule["labels"]["source"] = source
             rules.append(rule)
+    if monitor_rules:
+        from harness.monitor.metrics import dead_mans_switch_rule, infrastructure_rule
+
+        rules += [dead_mans_switch_rule(), infrastructure_rule()]
     doc = {"groups": [{"name": group, "rules": rules}]}
     header = "# Generated from the harness gates file"
-    header += f" ({source})" if source else ""
+    header += f" ({gates_file})" if gates_file else ""
     header += "; the metric naming scheme is documented in harness.gates.prometheus.\n"
     if skipped:
         header += f"# Skipped (baseline rules only, no Prometheus form): {', '.join(skipped)}\n"

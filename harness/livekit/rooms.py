@@ -18,6 +18,15 @@ from harness.livekit.server import ServerInfo
 CALLER_TOKEN_TTL = timedelta(minutes=10)
 API_TIMEOUT_S = 10.0
 
+HARNESS_ROOM_PREFIX = "harness-"
+"""Every room the harness opens is named ``harness-<conversation id>``: production ingest
+tells a synthetic call from a real one by it, even when the session that placed the call
+is gone (a monitor killed mid-call)."""
+
+
+def is_harness_room(name: object) -> bool:
+    return isinstance(name, str) and name.startswith(HARNESS_ROOM_PREFIX)
+
 
 def new_conversation_id(prefix: str = "c") -> str:
     return f"{prefix}-{secrets.token_hex(6)}"
@@ -117,7 +126,7 @@ class RoomService:
         dispatch_metadata: dict | None = None,
     ) -> CallRoom:
         """Create the room, dispatch the agent into it, and mint the caller's token."""
-        room_name = f"harness-{conversation_id}"
+        room_name = f"{HARNESS_ROOM_PREFIX}{conversation_id}"
         metadata = json.dumps({"conversation_id": conversation_id})
         created = await self._call(
             "create room",

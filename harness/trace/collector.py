@@ -139,6 +139,7 @@ class Collector:
         self._closed: OrderedDict[str, int] = OrderedDict()
         self._max_closed = 10 * max_instances
         self._pins: Counter[str] = Counter()
+        self._registered: set[str] = set()  # calls the harness placed (synthetic)
         self._events: dict[str, asyncio.Event] = {}
         self._last_evict = 0.0
         self._counts: Counter[str] = Counter()
@@ -303,6 +304,7 @@ class Collector:
         now = time.monotonic()
         with self._lock:
             self._closed.pop(conversation_id, None)
+            self._registered.add(conversation_id)
             touched = {
                 cid
                 for cid, s in self._joiner.register(conversation_id, keys)
@@ -373,9 +375,35 @@ class Collector:
             spans = tuple(bucket.spans.values()) if bucket is not None else ()
         return Instance(conversation_id=conversation_id, spans=spans)
 
+    def adopt_parked(self) -> int:
+        """Give each waiting span with an adoptable key (``gen_ai.conversation.id``, the
+        room's id) a conversation of its own: for production ingest, where no call was
+        registered. Called on a timer, so spans that carry ``conversation.id`` and arrive
+        close together claim their keys first. Returns how many spans joined."""
+        now = time.monotonic()
+        with self._lock:
+            touched = {cid for cid, s in self._joiner.adopt_parked() if self._put(cid, s, now)}
+            n = len(touched)
+        if touched:
+            self._notify(touched)
+        return n
+
+    def registered(self, conversation_id: str) -> bool:
+        """Whether the harness placed this call itself (:meth:`register_call`) and has not
+        discarded it yet: production ingest leaves such conversations to their session."""
+        with self._lock:
+            return conversation_id in self._registered
+
+    def last_seen(self, conversation_id: str) -> float | None:
+        """When (monotonic) the conversation's latest span arrived; None if unknown."""
+        with self._lock:
+            bucket = self._buckets.get(conversation_id)
+            return None if bucket is None else bucket.last_seen
+
     def discard(self, conversation_id: str) -> None:
         """Forget one conversation (once its instance has been evaluated and saved)."""
         with self._lock:
+            self._registered.discard(conversation_id)
             if conversation_id in self._buckets:
                 self._evict(conversation_id)
                 self._counts["evicted_instances"] -= 1

@@ -1,0 +1,107 @@
+"""After a crash: calls that completed (their artifacts are written) but were not stored.
+
+A call's artifacts are written before its row is committed, so a monitor killed between
+the two leaves a finished call on disk only. On restart the monitor finds each call
+directory whose ``timings.json`` (written last) holds a verdict, and whose conversation the
+store does not have, and stores it from its artifacts and the run's ``scores.jsonl``. A call
+that ended in an infrastructure error is not a call to recover. Lines it cannot read are
+counted, never guessed at.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.evaluators.base import Score
+from harness.monitor.model import CallRecord
+from harness.scoring import SCORES_FILE
+
+__all__ = ["Recovered", "recover_unstored"]
+
+
+@dataclass(frozen=True)
+class Recovered:
+    records: tuple[CallRecord, ...]
+    unreadable: int
+
+
+def _slot(label: str) -> float | None:
+    try:
+        return float(calendar.timegm(time.strptime(label.split("-", 1)[0], "%Y%m%dT%H%M%S")))
+    except ValueError:
+        return None
+
+
+def _scores_by_call(run_dir: Path) -> tuple[dict[str, list[Score]], int]:
+    out: dict[str, list[Score]] = {}
+    bad = 0
+    path = run_dir / SCORES_FILE
+    if not path.exists():
+        return out, 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            d = json.loads(line)
+            score = Score(
+                d["name"],
+                d["value"],
+                d["unit"],
+                d.get("span"),
+                d.get("layer"),
+                d.get("turn"),
+                d.get("detail", ""),
+            )
+            out.setdefault(d["conversation_id"], []).append(score)
+        except (ValueError, KeyError, TypeError):
+            bad += 1
+    return out, bad
+
+
+def recover_unstored(
+    store: object,
+    run_dir: Path,
+    *,
+    agent_version: str | None = None,
+    environment: str | None = None,
+) -> Recovered:
+    """Store every completed call of ``run_dir`` that ``store`` lacks; returns them."""
+    if not run_dir.is_dir():
+        return Recovered((), 0)
+    scores, bad = _scores_by_call(run_dir)
+    out: list[CallRecord] = []
+    for timings in sorted(run_dir.glob("*/timings.json")):
+        try:
+            t = json.loads(timings.read_text())
+            cid = t["conversation_id"]
+            verdict = t["verdict"]
+        except (ValueError, KeyError, OSError):
+            bad += 1
+            continue
+        if verdict not in ("pass", "fail") or store.has_call(cid):  # type: ignore[attr-defined]
+            continue
+        call_dir = timings.parent
+        label = call_dir.name.rsplit(".", 1)[0]
+        trace = t.get("trace") or {}
+        failures = tuple(t.get("failures") or ())
+        if t.get("error"):
+            failures = (str(t["error"]), *failures)
+        rec = CallRecord(
+            conversation_id=cid,
+            source="synthetic",
+            ended_at=timings.stat().st_mtime,
+            scores=tuple(scores.get(cid, ())),
+            passed=verdict == "pass",
+            scenario=label.split("-", 1)[1] if "-" in label else label,
+            cycle=_slot(label),
+            agent_version=agent_version,
+            environment=environment,
+            failures=failures,
+            artifacts=str(call_dir),
+            traced=trace.get("state", "none") != "none",
+        )
+        if store.add_call(rec):  # type: ignore[attr-defined]
+            out.append(rec)
+    return Recovered(tuple(out), bad)
