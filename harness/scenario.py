@@ -6,6 +6,7 @@ Unknown keys are errors, so a typo never silently disables an expectation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,16 @@ class Expect(_Strict):
     reply_contains: list[str] = Field(default_factory=list)
     reply_matches: str | None = None
     tool_called: ToolExpectation | None = None
+
+    @field_validator("reply_matches")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"not a regular expression ({e}): {value!r}") from None
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -322,10 +333,9 @@ def load_scenario(path: str | Path, *, shown_as: str | Path | None = None) -> Sc
     it (default: ``path``)."""
     path = Path(path)
     shown = shown_as if shown_as is not None else path
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario: {exc.strerror}", file=shown) from None
+    from harness.safefile import read_config_text
+
+    text = read_config_text(path, what="scenario", shown=shown)
     return parse_scenario(text, path, shown_as=shown)
 
 

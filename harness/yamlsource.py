@@ -39,13 +39,62 @@ def render_loc(loc: Iterable[str | int]) -> str:
     return out
 
 
+MAX_NODES = 200_000
+"""Nodes a document may expand to, aliases counted each time they are used: a "billion
+laughs" document is a few lines that expand past any memory."""
+MAX_DEPTH = 100
+
+
+def check_node(node: yaml.Node, path: str | Path, error: type[ScenarioError]) -> None:
+    """Reject what a safe loader would still choke on, walking iteratively: aliases that
+    expand past :data:`MAX_NODES`, nesting deeper than :data:`MAX_DEPTH`, and a mapping
+    with the same key twice (YAML forbids it; PyYAML keeps the last one silently)."""
+    seen = 0
+    stack: list[tuple[yaml.Node, int]] = [(node, 0)]
+    while stack:
+        n, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise error(
+                f"the document expands to more than {MAX_NODES:,} nodes "
+                "(aliases reused many times?): write it out plainly",
+                file=path,
+                line=n.start_mark.line + 1,
+            )
+        if depth > MAX_DEPTH:
+            raise error(
+                f"nested more than {MAX_DEPTH} levels deep", file=path, line=n.start_mark.line + 1
+            )
+        if isinstance(n, yaml.MappingNode):
+            keys: dict[object, int] = {}
+            for key, value in n.value:
+                k = key.value if isinstance(key, yaml.ScalarNode) else id(key)
+                if k in keys and k != "<<":
+                    raise error(
+                        f"duplicate key {k!r} (first on line {keys[k]})",
+                        file=path,
+                        line=key.start_mark.line + 1,
+                    )
+                keys[k] = key.start_mark.line + 1
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in n.value)
+
+
 def load_with_lines(
     text: str, path: str | Path, error: type[ScenarioError] = ScenarioError
 ) -> tuple[Any, Lines]:
-    """The document and its line index; invalid YAML raises ``error`` with file and line."""
+    """The document and its line index; invalid YAML raises ``error`` with file and line.
+    Parsed once: the checked node is what is constructed (see :func:`check_node`)."""
+    loader: yaml.SafeLoader | None = None
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) if node is not None else None
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        check_node(node, path, error)
+        data = loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise error(
@@ -53,4 +102,9 @@ def load_with_lines(
             file=path,
             line=mark.line + 1 if mark else None,
         ) from None
-    return data, (dict(index_lines(node)) if node is not None else {})
+    except RecursionError:
+        raise error("nested too deeply to read", file=path) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return data, dict(index_lines(node))

@@ -286,6 +286,20 @@ def evaluate(instance: Instance, evaluators: Iterable[Evaluator] | None = None) 
     return out
 
 
+def known_metrics() -> list[str]:
+    """Every Score name the built-in and registered evaluators declare."""
+    names: set[str] = set()
+    for factory in BUILTINS.values():
+        names.update(m.name for m in getattr(factory, "metrics", ()))
+    for factory in _registered.values():
+        try:
+            ev = factory()
+        except Exception:
+            continue
+        names.update(m.name for m in getattr(ev, "metrics", ()))
+    return sorted(names)
+
+
 def metric_info(name: str) -> MetricInfo | None:
     """What a Score name means, from the built-ins' and the registered evaluators' tables."""
     for factory in BUILTINS.values():

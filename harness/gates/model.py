@@ -258,9 +258,12 @@ def parse_gates(
     source: str | Path | None = None,
     lines: Mapping[tuple, int] | None = None,
     prefix: tuple = ("gates",),
+    check_metrics: bool = False,
 ) -> GatesConfig:
     """Validate ``{"gates": ...}``; errors become :class:`GatesFileError` with the file,
-    the line (when ``lines`` maps locations to lines) and the field."""
+    the line (when ``lines`` maps locations to lines) and the field. ``check_metrics``
+    (what every gates file gets) rejects a metric no evaluator produces
+    (:func:`unknown_metric`)."""
     lines = lines or {}
     try:
         config = GatesConfig.model_validate(data)
@@ -286,8 +289,36 @@ def parse_gates(
         raise GatesFileError(
             msg + more, file=source, line=line, field=render_loc(loc) or None
         ) from None
+    for i, gate in enumerate(config if check_metrics else ()):
+        problem = unknown_metric(gate)
+        if problem is not None:
+            loc = (*prefix, i, "metric")
+            line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+            raise GatesFileError(problem, file=source, line=line, field=render_loc(loc))
     config._source = str(source) if source is not None else None
     return config
+
+
+def unknown_metric(gate: Gate) -> str | None:
+    """Why a gate's metric is no metric any evaluator produces, or None. A misspelt metric
+    would leave the gate "insufficient" for ever: off, silently. A metric of your own
+    evaluator is known once it is registered; a gate on any other metric gives `unit:`."""
+    if gate.unit is not None:
+        return None
+    from harness.evaluators import known_metrics
+
+    known = known_metrics()
+    if gate.metric in known:
+        return None
+    import difflib
+
+    near = difflib.get_close_matches(gate.metric, known, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    return (
+        f"{gate.metric!r} is a metric no evaluator produces: {hint}known metrics are "
+        f"{', '.join(sorted(known))} (for a metric of your own, register its evaluator or "
+        "give the gate `unit:`)"
+    )
 
 
 def _load_yaml(path: Path, text: str) -> GatesConfig:
@@ -298,7 +329,7 @@ def _load_yaml(path: Path, text: str) -> GatesConfig:
         near = [k for k in data if isinstance(k, str) and k.lower().startswith("gate")]
         hint = f" (found {near[0]!r}: did you mean `gates`?)" if near else ""
         raise GatesFileError(f"no `gates:` key{hint}", file=path, line=1)
-    return parse_gates({"gates": data["gates"]}, source=path, lines=lines)
+    return parse_gates({"gates": data["gates"]}, source=path, lines=lines, check_metrics=True)
 
 
 def _pyproject_gates(data: Mapping[str, Any]) -> Any:
@@ -310,11 +341,10 @@ def _pyproject_gates(data: Mapping[str, Any]) -> Any:
 def load_gates(path: str | Path) -> GatesConfig:
     """The gates of ``path``: a YAML file with a ``gates:`` key, or a ``pyproject.toml`` with
     ``tool.harness.gates``. Raises :class:`GatesFileError`."""
+    from harness.safefile import read_config_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise GatesFileError(f"cannot read gates file: {exc.strerror or exc}", file=p) from None
+    text = read_config_text(p, what="gates file", error=GatesFileError)
     if p.suffix == ".toml":
         try:
             data = tomllib.loads(text)
@@ -323,7 +353,9 @@ def load_gates(path: str | Path) -> GatesConfig:
         gates = _pyproject_gates(data)
         if gates is None:
             raise GatesFileError("no [tool.harness.gates] section", file=p)
-        return parse_gates({"gates": gates}, source=p, prefix=("tool", "harness", "gates"))
+        return parse_gates(
+            {"gates": gates}, source=p, prefix=("tool", "harness", "gates"), check_metrics=True
+        )
     return _load_yaml(p, text)
 
 
@@ -341,7 +373,9 @@ def discover_gates(root: str | Path = ".") -> GatesConfig:
     for name in ("harness.yaml", "harness.yml"):
         f = base / name
         if f.is_file():
-            text = f.read_text(encoding="utf-8")
+            from harness.safefile import read_config_text
+
+            text = read_config_text(f, what="gates file", error=GatesFileError)
             try:
                 data = yaml.safe_load(text) if text.strip() else None
             except yaml.YAMLError:

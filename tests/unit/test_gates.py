@@ -237,7 +237,7 @@ def test_discover_gates_precedence(tmp_path):
         """\
         [[tool.harness.gates]]
         name = "from_pyproject"
-        metric = "m"
+        metric = "e2e_latency"
         statistic = "max"
         fail = 1
         """,
@@ -248,7 +248,7 @@ def test_discover_gates_precedence(tmp_path):
     write(
         tmp_path,
         "harness.yaml",
-        "gates:\n  - {name: from_yaml, metric: m, statistic: min, fail: 1}\n",
+        "gates:\n  - {name: from_yaml, metric: e2e_latency, statistic: min, fail: 1}\n",
     )
     assert [g.name for g in discover_gates(tmp_path)] == ["from_yaml"]
 
