@@ -92,7 +92,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import start_http_server
 
 from harness.gates.model import QUANTILES, Gate, GatesConfig, GatesFileError, duration_seconds
-from harness.gates.prometheus import PromSeries, prometheus_series
+from harness.gates.prometheus import PromSeries, _unit_of, prometheus_series
 from harness.monitor.model import SOURCES, CallRecord, GateState, InfraFailure
 
 if TYPE_CHECKING:
@@ -154,14 +154,7 @@ def histogram_buckets(unit: str, thresholds: Iterable[float] = ()) -> tuple[floa
 
 
 def _gate_unit(gate: Gate, units: Mapping[str, str] | None) -> str | None:
-    if gate.unit:
-        return gate.unit
-    if units and gate.metric in units:
-        return units[gate.metric]
-    from harness.evaluators import metric_info
-
-    info = metric_info(gate.metric)
-    return info.unit if info is not None else None
+    return _unit_of(gate, units)  # the unit the exported rules use
 
 
 def _help(metric: str, unit: str) -> str:

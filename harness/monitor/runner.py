@@ -38,7 +38,7 @@ from harness.monitor.metrics import MonitorMetrics
 from harness.monitor.model import AlertEvent, CallRecord, InfraFailure, Source, WindowSpec
 from harness.monitor.schedule import Schedule, due_slot
 from harness.monitor.states import INFRASTRUCTURE_KEY as INFRA_KEY
-from harness.monitor.states import AlertPolicy, AlertTracker
+from harness.monitor.states import AlertPolicy, AlertTracker, gate_alertname
 from harness.monitor.store import MonitorStore
 from harness.monitor.windows import WindowReport, evaluate_window
 from harness.scenario import Scenario
@@ -489,7 +489,7 @@ class Monitor:
                 gw.state,
                 now,
                 policy,
-                alertname=f"Harness{_camel(gate.name)}",
+                alertname=gate_alertname(gate.name),
                 labels={
                     "gate": gate.name,
                     "window": rep.window.name,
@@ -543,12 +543,6 @@ class Monitor:
             self.metrics.alert_delivery(ch.name, "ok" if res.ok else "error")
             if not res.ok:
                 self._progress(f"alert channel {ch.display}: delivery failed: {res.error}")
-
-
-def _camel(name: str) -> str:
-    import re
-
-    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", name) if p)
 
 
 def _ts(slot: float) -> str:
