@@ -2,7 +2,7 @@
 it), scraped by Debian's Prometheus with the exported rules, alerting through Debian's
 Alertmanager and a local webhook receiver.
 
-One session, in order: healthy calls; a bad deploy (2.5 s added to every LLM reply) makes
+One session, in order: healthy calls; a bad deploy (3.5 s added to every LLM reply) makes
 the latency gate pending, then firing, in Prometheus and in the monitor, which sends one
 firing alert; the good deploy back makes it resolve, once; then the LiveKit server stops
 during a cycle: an infrastructure alert, and no quality alert.
@@ -164,7 +164,7 @@ def test_monitor_alerts_on_a_bad_deploy_and_on_an_unreachable_server(tmp_path):
 
         # the bad deploy
         agent.stop()
-        agent = deploy("clinic-bad", CLINIC_EXTRA_LLM_LATENCY_MS="2500")
+        agent = deploy("clinic-bad", CLINIC_EXTRA_LLM_LATENCY_MS="3500")
         wait_until(
             "Prometheus: latency alert firing",
             lambda: prom_latency_state() == "firing",
