@@ -156,6 +156,13 @@ class Monitor:
                 on_call=self._on_production_call,
             ).start()
             self._progress(f"production ingest: OTLP/HTTP on {self.ingest.endpoint}")
+        elif cfg.production:
+            # the receiver is the call session's: open it now, not at the first slot, or
+            # production spans posted before that slot (up to half a period) are refused
+            try:
+                self._ensure_session()
+            except InfrastructureError as e:
+                self._progress(f"the receiver opens with the first cycle: {e}")
         return self
 
     def _ensure_session(self) -> CallSession:

@@ -211,3 +211,112 @@ service:
     assert LIVEKIT_SPANS <= {s.name for s in instance.spans}
     assert instance.services == ("pizza-agent",)
     print(f"{len(instance.spans)} spans through the collector, {instance.trace_state}")
+
+
+def test_monitor_scores_a_strangers_agent_synthetic_and_production(tmp_path, monkeypatch):
+    """`harness monitor run` against the stranger's agent deployed on its own, zero-code
+    traced, exporting to the monitor: one scheduled synthetic call, and one call that is
+    not the harness's (a room outside its `harness-` prefix) scored as production, with the
+    version and environment from the agent's resource attributes."""
+    import os
+    import time
+
+    from harness.engine import CallSession
+    from harness.livekit import rooms
+    from harness.monitor.store import MonitorStore
+
+    listen = _free_port()
+    state = tmp_path / "state"
+    with LocalServer(log_path=tmp_path / "livekit-server.log") as server:
+        env = {
+            **server.env(),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{listen}",
+            "OTEL_SERVICE_NAME": "pizza-agent",
+            "OTEL_RESOURCE_ATTRIBUTES": "service.version=1.4.2,deployment.environment.name=prod",
+        }
+        agent = AgentProcess(ZERO_CODE, env=env, log_path=tmp_path / "agent.log")
+        monitor_log = tmp_path / "monitor.log"
+        monitor = None
+        try:
+            agent.start()
+            monitor = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "harness",
+                    "monitor",
+                    "run",
+                    str(EXAMPLE / "scenarios" / "hours.yaml"),
+                    "--every",
+                    "1m",
+                    "--livekit-url",
+                    server.url,
+                    "--state-dir",
+                    str(state),
+                    "--listen",
+                    f"127.0.0.1:{listen}",
+                    "--tick",
+                    "1s",
+                ],
+                cwd=ROOT,
+                env={**os.environ, **server.env()},
+                stdout=monitor_log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            # the receiver is open before the first slot: production is scored from the start
+            deadline = time.monotonic() + 60
+            while "trace receiver on" not in monitor_log.read_text():
+                assert time.monotonic() < deadline and monitor.poll() is None, (
+                    monitor_log.read_text()[-3000:]
+                )
+                time.sleep(0.5)
+            # a customer's call: the same agent, a room the harness did not name
+            monkeypatch.setattr(rooms, "HARNESS_ROOM_PREFIX", "shop-")
+            monkeypatch.setenv("LIVEKIT_API_KEY", server.api_key)
+            monkeypatch.setenv("LIVEKIT_API_SECRET", server.api_secret)
+            cfg = SessionConfig(
+                livekit_url=server.url, collect_traces=False, artifacts=tmp_path / "prod"
+            )
+            with CallSession(cfg) as session:
+                customer = session.run(scenario("order"))
+            assert customer.verdict == "pass", customer.describe()
+
+            def stored() -> dict[str, list]:
+                if not (state / "monitor.sqlite3").exists():
+                    return {}
+                with MonitorStore(state / "monitor.sqlite3") as store:
+                    return {s: store.calls(source=s) for s in ("synthetic", "production")}
+
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                calls = stored()
+                if calls.get("synthetic") and calls.get("production"):
+                    break
+                assert monitor.poll() is None, monitor_log.read_text()[-3000:]
+                time.sleep(1)
+            else:
+                raise AssertionError(f"not stored: {calls}\n{monitor_log.read_text()[-3000:]}")
+        finally:
+            if monitor is not None:
+                monitor.terminate()
+                monitor.wait(30)
+            agent.stop()
+    synthetic = calls["synthetic"][0]  # a second slot may have begun meanwhile
+    (production,) = calls["production"]
+    assert synthetic.passed and synthetic.scenario == "pizza_hours" and synthetic.traced
+    assert production.passed and production.traced, production.failures
+    assert (production.agent_version, production.environment) == ("1.4.2", "prod")
+    for record in (synthetic, production):
+        names = {s.name for s in record.scores}
+        assert {"e2e_latency", "interrupted"} <= names, names
+    assert monitor.returncode == 0, monitor_log.read_text()[-3000:]
+    status = subprocess.run(
+        [sys.executable, "-m", "harness", "monitor", "status", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    ).stdout
+    print(status.strip())
+    n = {r.name for r in production.scores}
+    print(f"production call {production.conversation_id}: {len(production.scores)} scores {n}")
