@@ -332,6 +332,17 @@ def _load_yaml(path: Path, text: str) -> GatesConfig:
     return parse_gates({"gates": data["gates"]}, source=path, lines=lines, check_metrics=True)
 
 
+def _toml(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise GatesFileError(f"invalid TOML: {exc}", file=path) from None
+    except RecursionError:
+        raise GatesFileError(
+            "invalid TOML: arrays or tables nested too deeply", file=path
+        ) from None
+
+
 def _pyproject_gates(data: Mapping[str, Any]) -> Any:
     tool = data.get("tool")
     harness = tool.get("harness") if isinstance(tool, Mapping) else None
@@ -346,10 +357,7 @@ def load_gates(path: str | Path) -> GatesConfig:
     p = Path(path)
     text = read_config_text(p, what="gates file", error=GatesFileError)
     if p.suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise GatesFileError(f"invalid TOML: {exc}", file=p) from None
+        data = _toml(p, text)
         gates = _pyproject_gates(data)
         if gates is None:
             raise GatesFileError("no [tool.harness.gates] section", file=p)
@@ -384,10 +392,9 @@ def discover_gates(root: str | Path = ".") -> GatesConfig:
                 return _load_yaml(f, text)
     py = base / "pyproject.toml"
     if py.is_file():
-        try:
-            data = tomllib.loads(py.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise GatesFileError(f"invalid TOML: {exc}", file=py) from None
+        from harness.safefile import read_config_text
+
+        data = _toml(py, read_config_text(py, what="pyproject.toml", error=GatesFileError))
         if _pyproject_gates(data) is not None:
             return load_gates(py)
     return default_gates()
