@@ -104,12 +104,25 @@ def load_baseline(path: str | os.PathLike[str]) -> ScoreStore:
         raise BaselineError(f"cannot read baseline: {e.strerror or e}", file=p) from None
     except ValueError as e:
         raise BaselineError(f"not JSON: {e}", file=p) from None
+    except RecursionError:
+        raise BaselineError("not a baseline: JSON nested too deeply", file=p) from None
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
         raise BaselineError(f"not a baseline file (expected format {_FORMAT!r})", file=p)
     try:
         return ScoreStore.from_dict(doc.get("scores") or {})
-    except (ValueError, KeyError, TypeError) as e:
-        raise BaselineError(str(e), file=p, field="scores") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        field, reason = _split_field(str(e))
+        raise BaselineError(reason, file=p, field=field) from None
+
+
+def _split_field(message: str) -> tuple[str, str]:
+    """``series[3].distribution: sketch.positive[2]: why`` → the field path under ``scores``
+    (``scores.series[3].distribution.sketch.positive[2]``) and the reason."""
+    parts = message.split(": ")
+    path = ["scores"]
+    while len(parts) > 1 and parts[0] and " " not in parts[0]:
+        path.append(parts.pop(0))
+    return ".".join(path), ": ".join(parts)
 
 
 def _fmt(v: float | None) -> str:

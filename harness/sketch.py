@@ -58,6 +58,12 @@ DEFAULT_CONFIDENCE = 0.95
 _SKETCH_FORMAT = "harness.ddsketch/1"
 _DIST_FORMAT = "harness.distribution/1"
 
+# Bounds on sizes read from a file: a sketch or distribution beyond them is refused rather
+# than allocated (a real run stays far below every one of them).
+MAX_BUCKETS = 100_000  # buckets per store (positive or negative)
+MAX_COUNT = 10_000_000  # values in one sketch
+MAX_EXACT = 100_000  # exact values kept in one distribution
+
 
 def _finite(value: Any, what: str = "value") -> float:
     if isinstance(value, bool):
@@ -299,33 +305,66 @@ class DDSketch:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DDSketch:
-        """Rebuild a sketch from :meth:`to_dict`; ValueError names what is wrong."""
+        """Rebuild a sketch from :meth:`to_dict`; ValueError names the field that is wrong
+        (``positive[3]: ...``). Sizes are bounded (:data:`MAX_BUCKETS`, :data:`MAX_COUNT`,
+        keys within the range a float can reach) before anything is allocated."""
         if not isinstance(data, Mapping):
             raise ValueError("a sketch is a JSON object")
         if data.get("format") != _SKETCH_FORMAT:
             raise ValueError(f"format: expected {_SKETCH_FORMAT!r}, got {data.get('format')!r}")
         out = cls(_finite(data.get("relative_accuracy"), "relative_accuracy"))
+        # no finite float maps beyond this key; a key past it cannot come from to_dict
+        key_limit = math.ceil(math.log(sys.float_info.max) / out._log_gamma) + 1
+        count = data.get("count")
+        zero = data.get("zero_count")
+        for name, v in (("count", count), ("zero_count", zero)):
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_COUNT:
+                raise ValueError(
+                    f"{name}: expected an integer between 0 and {MAX_COUNT}, got {v!r}; "
+                    "regenerate the baseline with `harness baseline save`"
+                )
+        assert isinstance(count, int) and isinstance(zero, int)
+        total = zero
         for name, store in (("positive", out._pos), ("negative", out._neg)):
             pairs = data.get(name)
             if not isinstance(pairs, list):
                 raise ValueError(f"{name}: expected a list of [key, count] pairs")
-            for pair in pairs:
+            if len(pairs) > MAX_BUCKETS:
+                raise ValueError(
+                    f"{name}: {len(pairs)} buckets, more than the limit of {MAX_BUCKETS}; "
+                    "the file is damaged: regenerate the baseline"
+                )
+            for i, pair in enumerate(pairs):
                 if (
                     not isinstance(pair, list)
                     or len(pair) != 2
                     or not all(isinstance(x, int) and not isinstance(x, bool) for x in pair)
-                    or pair[1] < 0
                 ):
-                    raise ValueError(f"{name}: bad bucket {pair!r}")
-                store[pair[0]] = store.get(pair[0], 0) + pair[1]
-        zero = data.get("zero_count")
-        count = data.get("count")
-        if not isinstance(zero, int) or not isinstance(count, int) or zero < 0:
-            raise ValueError("count and zero_count must be non-negative integers")
+                    raise ValueError(f"{name}[{i}]: bad bucket {pair!r}: expected [key, count]")
+                key, c = pair
+                if not -key_limit <= key <= key_limit:
+                    raise ValueError(
+                        f"{name}[{i}]: key {key} outside ±{key_limit}, the range a float "
+                        "can reach at this relative accuracy; regenerate the baseline"
+                    )
+                if not 0 <= c <= count:
+                    raise ValueError(
+                        f"{name}[{i}]: bucket count {c} outside 0..count ({count}); "
+                        "regenerate the baseline"
+                    )
+                total += c
+                if total > count:
+                    raise ValueError(
+                        f"{name}[{i}]: the bucket counts exceed count ({count}); "
+                        "regenerate the baseline"
+                    )
+                store[key] = store.get(key, 0) + c
         out.zero_count = zero
         out.count = count
-        if count != zero + sum(out._pos.values()) + sum(out._neg.values()):
-            raise ValueError("count does not equal the sum of the bucket counts")
+        if count != total:
+            raise ValueError(
+                f"count: {count} does not equal the sum of the bucket counts ({total})"
+            )
         out.sum = _finite(data.get("sum"), "sum")
         if count:
             out.min = _finite(data.get("min"), "min")
@@ -597,10 +636,13 @@ class Distribution:
             raise ValueError("a distribution is a JSON object")
         if data.get("format") != _DIST_FORMAT:
             raise ValueError(f"format: expected {_DIST_FORMAT!r}, got {data.get('format')!r}")
-        sketch = DDSketch.from_dict(data.get("sketch") or {})
+        try:
+            sketch = DDSketch.from_dict(data.get("sketch") or {})
+        except ValueError as e:
+            raise ValueError(f"sketch.{e}") from None
         limit = data.get("exact_limit")
-        if not isinstance(limit, int) or limit < 0:
-            raise ValueError("exact_limit must be a non-negative integer")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_EXACT:
+            raise ValueError(f"exact_limit: expected an integer between 0 and {MAX_EXACT}")
         out = cls(sketch.relative_accuracy, limit)
         out.sketch = sketch
         exact = data.get("exact")
@@ -609,6 +651,11 @@ class Distribution:
         else:
             if not isinstance(exact, list):
                 raise ValueError("exact: expected a list of numbers or null")
+            if len(exact) != sketch.count or len(exact) > limit:
+                raise ValueError(
+                    f"exact: holds {len(exact)} values but the sketch counts {sketch.count} "
+                    f"and exact_limit is {limit}; regenerate the baseline"
+                )
             values = [_finite(x, "exact value") for x in exact]
             if len(values) != sketch.count:
                 raise ValueError(

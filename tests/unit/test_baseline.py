@@ -159,3 +159,77 @@ def test_baseline_beyond_exact_limit_uses_sketch_samples():
     assert not base.select("e2e_latency").is_exact
     cmp = compare(P95_GATE, cur, base)
     assert cmp.regressed and cmp.change == pytest.approx(0.25, abs=0.03)
+
+
+# --- absurd sizes in a baseline file ---------------------------------------------------------
+
+
+def _absurd_docs(tmp_path):
+    good = json.loads(ScoreStore.to_json(store_of([100.0, 200.0, 300.0])))
+    series = good["series"][0]["distribution"]
+
+    def doc(mutate):
+        d = json.loads(json.dumps(good))
+        mutate(d["series"][0]["distribution"])
+        return {"format": "harness.baseline/1", "scores": d}
+
+    def huge_bin(dist):
+        dist["exact"] = None
+        dist["sketch"]["positive"][0][1] = 10**12
+        dist["sketch"]["count"] = 10**12
+
+    def huge_range(dist):
+        dist["exact"] = None
+        dist["sketch"]["positive"] = [[-5_000_000, 1], [5_000_000, 2]]
+
+    def huge_exact(dist):
+        dist["exact"] = [1.0] * 200_000
+
+    def many_buckets(dist):
+        dist["exact"] = None
+        dist["sketch"]["positive"] = [[k, 0] for k in range(100_001)]
+
+    assert series["sketch"]["positive"]
+    return {
+        "huge_bin": doc(huge_bin),
+        "huge_range": doc(huge_range),
+        "huge_exact": doc(huge_exact),
+        "many_buckets": doc(many_buckets),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["huge_bin", "huge_range", "huge_exact", "many_buckets", "deep_nesting"]
+)
+def test_absurd_baseline_is_refused_quickly_and_small(tmp_path, case):
+    import time
+    import tracemalloc
+
+    docs = _absurd_docs(tmp_path)
+    path = tmp_path / "baseline.json"
+    expected = {
+        "huge_bin": ("scores.series[0].distribution.sketch.count", docs["huge_bin"]),
+        "huge_range": ("scores.series[0].distribution.sketch.positive[0]", docs["huge_range"]),
+        "huge_exact": ("scores.series[0].distribution.exact", docs["huge_exact"]),
+        "many_buckets": ("scores.series[0].distribution.sketch.positive", docs["many_buckets"]),
+        "deep_nesting": (None, None),
+    }[case]
+    field, doc = expected
+    if doc is None:
+        path.write_text("[" * 100_000)
+    else:
+        path.write_text(json.dumps(doc))
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(BaselineError) as info:
+            load_baseline(path)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert time.perf_counter() - t0 < 1.0
+    assert peak < 50 * 2**20
+    assert str(path) in str(info.value)
+    if field is not None:
+        assert info.value.field == field
+        assert "regenerate" in str(info.value) or "limit" in str(info.value)

@@ -246,3 +246,23 @@ def test_samples_without_exact_values_approximate_the_data():
     s = d.samples()
     assert len(s) == 500
     assert all(within(a, b) for a, b in zip(sorted(s), values, strict=True))
+
+
+def test_from_dict_bounds_sizes_and_merge_stays_small():
+    import pytest
+
+    from harness.sketch import MAX_COUNT, DDSketch
+
+    good = DDSketch()
+    good.extend([1.0, 2.0, 3.0])
+    d = good.to_dict()
+    for bad, where in (
+        ({"count": MAX_COUNT + 1}, "count"),
+        ({"positive": [[10**9, 3]]}, "positive[0]"),
+        ({"positive": [[1, 10**12]]}, "positive[0]"),
+    ):
+        with pytest.raises(ValueError, match=r"^" + where.replace("[", r"\[")):
+            DDSketch.from_dict({**d, **bad})
+    a, b = DDSketch.from_dict(d), DDSketch.from_dict(d)
+    a.merge(b)
+    assert a.count == 6 and len(a._pos) == len(good._pos)
