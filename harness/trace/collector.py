@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
+# bodies larger than this are decoded on a worker thread, so the loop keeps serving
+OFF_LOOP_BYTES = 256 * 1024
 _MAX_BODY = 64 * 1024 * 1024
 _EVICT_EVERY_S = 1.0
 _WEAK_ROOT_QUIET_S = 6.0
@@ -66,6 +68,8 @@ class IngestResult:
     content_type: str
     accepted: int = 0
     rejected: int = 0
+    # decoded but not yet indexed (``ingest(..., index=False)``): (mime, decoded)
+    pending: tuple[str, Decoded] | None = None
 
     @property
     def reason(self) -> str:
@@ -222,26 +226,41 @@ class Collector:
             return web.Response(
                 status=400, text=f"cannot read body: {e}", content_type="text/plain"
             )
-        result = self.ingest(
-            body, request.headers.get("Content-Type"), request.headers.get("Content-Encoding")
-        )
+        ctype = request.headers.get("Content-Type")
+        cenc = request.headers.get("Content-Encoding")
+        if len(body) > OFF_LOOP_BYTES:
+            # decoding a large body takes seconds: do it off the loop, then index the
+            # decoded spans on the loop in one step
+            result = await asyncio.to_thread(self.ingest, body, ctype, cenc, index=False)
+            if result.pending is not None:
+                result = self._index(*result.pending)
+        else:
+            result = self.ingest(body, ctype, cenc)
         return web.Response(
             status=result.status, body=result.body, content_type=result.content_type
         )
 
     def ingest(
-        self, body: bytes, content_type: str | None, content_encoding: str | None = None
+        self,
+        body: bytes,
+        content_type: str | None,
+        content_encoding: str | None = None,
+        *,
+        index: bool = True,
     ) -> IngestResult:
-        """Decode one OTLP/HTTP request body and index its spans. Never raises."""
+        """Decode one OTLP/HTTP request body and index its spans. Never raises.
+
+        With ``index=False`` (decoding on a worker thread) the decoded spans are not indexed
+        but returned in ``pending``, for :meth:`_index` to add on the loop."""
         try:
-            return self._ingest(body, content_type, content_encoding)
+            return self._ingest(body, content_type, content_encoding, index)
         except Exception as e:  # a bug of ours must not take the receiver down
             log.exception("trace collector failed on a request")
             self._count("bad_requests")
             return _text(500, f"internal error: {type(e).__name__}: {e}")
 
     def _ingest(
-        self, body: bytes, content_type: str | None, content_encoding: str | None
+        self, body: bytes, content_type: str | None, content_encoding: str | None, index: bool
     ) -> IngestResult:
         self._count("requests")
         mime = (content_type or "").split(";", 1)[0].strip().lower()
@@ -277,6 +296,11 @@ class Collector:
         except RecursionError:
             self._count("bad_requests")
             return _text(400, "malformed ExportTraceServiceRequest: nested too deeply")
+        if not index:
+            return IngestResult(202, b"", "text/plain", pending=(mime, decoded))
+        return self._index(mime, decoded)
+
+    def _index(self, mime: str, decoded: Decoded) -> IngestResult:
         if decoded.rejected:
             with self._lock:
                 self._counts["spans_rejected"] += len(decoded.rejected)
