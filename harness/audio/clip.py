@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
@@ -68,15 +69,30 @@ class Clip:
 
     @classmethod
     def read_wav(cls, path: str | Path, channel: int | None = None) -> Clip:
-        """Read a 16-bit PCM WAV. Stereo files need ``channel`` (0 = left)."""
-        with wave.open(str(path), "rb") as w:
-            if w.getsampwidth() != 2:
-                raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
-            n = w.getnchannels()
-            data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-            rate = w.getframerate()
+        """Read a 16-bit PCM WAV. Stereo files need ``channel`` (0 = left).
+
+        Raises :class:`~harness.errors.ScenarioError` naming the file for anything that is
+        not a whole 16-bit PCM WAV (truncated, garbled, another format)."""
+        from harness.errors import ScenarioError
+
+        try:
+            with wave.open(str(path), "rb") as w:
+                if w.getsampwidth() != 2:
+                    raise ScenarioError("only 16-bit PCM WAV is supported", file=path)
+                n, rate = w.getnchannels(), w.getframerate()
+                if n < 1 or rate <= 0:
+                    raise ScenarioError(f"bad WAV header ({n} channels, {rate} Hz)", file=path)
+                raw = w.readframes(w.getnframes())
+        except (wave.Error, EOFError, struct.error) as e:
+            raise ScenarioError(
+                f"not a readable WAV file ({e or 'truncated'})", file=path
+            ) from None
+        except OSError as e:
+            raise ScenarioError(f"cannot read WAV: {e.strerror or e}", file=path) from None
+        raw = raw[: len(raw) - len(raw) % (2 * n)]
+        data = np.frombuffer(raw, dtype=np.int16)
         if n > 1:
-            if channel is None:
-                raise ValueError(f"{path}: {n}-channel file; pass channel=0..{n - 1}")
+            if channel is None or not 0 <= channel < n:
+                raise ScenarioError(f"{n}-channel file; pass channel=0..{n - 1}", file=path)
             data = data.reshape(-1, n)[:, channel]
         return cls.from_int16(np.ascontiguousarray(data), rate)

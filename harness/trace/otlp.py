@@ -739,6 +739,10 @@ def read_spans(path: str | os.PathLike[str]) -> list[Span]:
             raise TraceFileError(f"not UTF-8 text ({e.reason})", file=p, line=n) from None
         try:
             doc = json.loads(text)
+        except RecursionError:
+            raise TraceFileError(
+                "not an OTLP request: JSON nested too deeply", file=p, line=n
+            ) from None
         except ValueError as e:
             msg = getattr(e, "msg", str(e))
             col = getattr(e, "colno", None)
@@ -750,6 +754,8 @@ def read_spans(path: str | os.PathLike[str]) -> list[Span]:
             ) from None
         try:
             spans.extend(spans_from_json(doc, strict=True).spans)
+        except RecursionError:
+            raise TraceFileError("attribute values nested too deeply", file=p, line=n) from None
         except OtlpDecodeError as e:
             raise TraceFileError(e.reason, file=p, line=n, field=e.path or None) from None
     return spans

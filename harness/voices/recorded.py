@@ -29,9 +29,9 @@ def load_audio(path: Path, channel: int | None = None) -> Clip:
         raise ScenarioError("recorded turn not found", file=path)
     try:
         return Clip.read_wav(path, channel=channel)
-    except ValueError as exc:
-        if "channel" in str(exc):
-            raise ScenarioError(str(exc).split(": ", 1)[-1], file=path) from None
+    except ScenarioError as exc:
+        if "channel" in exc.reason:
+            raise
     except Exception:
         pass
     try:
