@@ -504,7 +504,7 @@ def _write(
                 write_wav(staging / name, samples, rate)
         if audio_dir is not None and audio_dir.exists():
             if not overwrite:
-                raise IncidentError("already exists; pass overwrite=True", file=audio_dir)
+                raise IncidentError("already exists; pass --force to overwrite it", file=audio_dir)
             aside = audio_dir.with_name(f".{audio_dir.name}.{token}.old")
             os.replace(audio_dir, aside)
         if staging is not None and audio_dir is not None:
@@ -828,7 +828,7 @@ def import_incident(
         for p in (scenario_path, turn_audio_dir):
             if p.exists():
                 raise IncidentError(
-                    "already exists; pass another incident_id or overwrite=True", file=p
+                    "already exists; pass another --id, or --force to overwrite it", file=p
                 )
 
     fill_kind = (redaction_config or RedactionConfig()).audio_fill

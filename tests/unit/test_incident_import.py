@@ -380,6 +380,8 @@ def test_an_existing_fixture_is_kept_unless_overwrite(loop_call, tmp_path):
     before = {p: p.read_bytes() for p in files_under(tmp_path)}
     with pytest.raises(IncidentError, match="already exists") as info:
         import_incident(TRACE, incident_id="INC-1", **dirs(tmp_path))
+    # the flag the command line has, not the library's keyword
+    assert "--force" in str(info.value) and "overwrite=True" not in str(info.value)
     assert info.value.file == str(first.scenario_path)
     assert {p: p.read_bytes() for p in files_under(tmp_path)} == before
     again = import_incident(TRACE, incident_id="INC-1", overwrite=True, **dirs(tmp_path))
