@@ -86,6 +86,7 @@ MIN_TURN_AUDIO_S = 0.1
 SILENT_DBFS = -60.0
 WORD_PAD_S = 0.03
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ID_MAX = 100  # a file name (id + ".yaml") stays far below the file system's 255 bytes
 _NS = 1_000_000_000
 
 
@@ -764,7 +765,12 @@ def import_incident(
     if incident_id is not None and not _ID_PATTERN.match(incident_id):
         raise IncidentError(
             f"{incident_id!r}: use letters, digits, '.', '_' and '-' (e.g. INC-2041)",
-            field="incident_id",
+            field="--id",
+        )
+    if incident_id is not None and len(incident_id) > _ID_MAX:
+        raise IncidentError(
+            f"{len(incident_id)} characters; use at most {_ID_MAX} (e.g. INC-2041)",
+            field="--id",
         )
     if caller_channel is not None and (
         isinstance(caller_channel, bool)

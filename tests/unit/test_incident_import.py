@@ -418,7 +418,7 @@ def test_find_fixture_and_to_dict(tmp_path):
 
 
 def test_bad_incident_id_is_refused_before_reading(tmp_path):
-    with pytest.raises(IncidentError, match="incident_id"):
+    with pytest.raises(IncidentError, match="--id"):
         import_incident(TRACE, incident_id="../evil", **dirs(tmp_path))
 
 
@@ -708,3 +708,10 @@ def test_pii_in_the_recording_name_and_conversation_id(loop_call, tmp_path):
     assert "8675309" not in result.text.replace("-", "")
     assert result.conversation_id == "sip_<PHONE>"
     assert "call-<PHONE>.wav" in result.text
+
+
+def test_an_overlong_id_is_an_error_naming_the_flag(tmp_path):
+    # 300 characters gave an OSError traceback (file name too long) before
+    with pytest.raises(IncidentError, match=r"--id: 300 characters; use at most 100"):
+        import_incident(TRACE, incident_id="I" * 300, **dirs(tmp_path))
+    assert files_under(tmp_path) == []
