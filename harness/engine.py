@@ -49,6 +49,7 @@ from harness.trace.health import (
     no_trace_reason,
 )
 from harness.trace.instance import Instance
+from harness.trace.validate import DataError
 
 log = logging.getLogger("harness.engine")
 T = TypeVar("T")
@@ -71,6 +72,8 @@ class CallOutcome:
     """Whether the call's Instance got its spans; None when the call never got that far."""
     host_cpu_pressure: float | None = None
     """Share of the call in which some task on the host waited for a CPU (Linux PSI)."""
+    data_errors: tuple[DataError, ...] = ()
+    """What the call's Instance quarantined as impossible (:mod:`harness.trace.validate`)."""
 
     @property
     def verdict(self) -> Verdict:
@@ -428,6 +431,7 @@ class CallSession:
             self.scores.record(
                 scores,
                 traced=traced is not None,
+                data_errors=instance.data_errors,
                 conversation_id=cid,
                 scenario=scenario.id,
                 repeat=repeat,
@@ -455,6 +459,7 @@ class CallSession:
                 scores=scores,
                 trace=TraceHealth.of(instance),
                 host_cpu_pressure=cpu_pressure,
+                data_errors=instance.data_errors,
             )
         except HarnessError as exc:
             if result is not None:  # keep what the caller measured
@@ -564,6 +569,7 @@ def write_artifacts(outcome: CallOutcome) -> None:
         "call": res.to_json() if res else None,
         "trace": outcome.trace.to_dict() if outcome.trace else None,
         "host_cpu_pressure": outcome.host_cpu_pressure,
+        "data_errors": [e.to_dict() for e in outcome.data_errors],
     }
     for name, data in (("transcript.json", transcript), ("timings.json", timings)):
         tmp = d / (name + ".part")

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from harness.errors import ScenarioError
-from harness.yamlsource import load_with_lines, render_loc
+from harness.yamlsource import load_with_lines, refuse_bool_numbers, render_loc
 
 if TYPE_CHECKING:
     from harness.plan import CallPlan
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _no_bool_numbers = field_validator("*", mode="before")(refuse_bool_numbers)
 
 
 class ToolExpectation(_Strict):

@@ -28,6 +28,7 @@ from harness.gates import (
 from harness.plan import CallPlan
 from harness.trace.health import SessionTraceReport
 from harness.trace.instance import Instance
+from harness.trace.validate import DataError
 
 SCORES_FILE = "scores.jsonl"
 
@@ -71,10 +72,17 @@ class SessionScores:
     store: ScoreStore = field(default_factory=ScoreStore)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, scores: Iterable[Score], *, traced: bool = True, **context: Any) -> None:
+    def record(
+        self,
+        scores: Iterable[Score],
+        *,
+        traced: bool = True,
+        data_errors: Iterable[DataError] = (),
+        **context: Any,
+    ) -> None:
         scores = list(scores)
         with self._lock:
-            self.store.add(scores, traced=traced)
+            self.store.add(scores, traced=traced, data_errors=data_errors)
             if self.run_dir is not None:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 lines = "".join(
@@ -136,7 +144,11 @@ def score_path(path: str | Path) -> tuple[ScoreStore, int]:
     store = ScoreStore()
     n = 0
     for instance in find_instances(path):
-        store.add(score_instance(instance), traced=instance.trace_state != "none")
+        store.add(
+            score_instance(instance),
+            traced=instance.trace_state != "none",
+            data_errors=instance.data_errors,
+        )
         n += 1
     return store, n
 

@@ -96,12 +96,18 @@ def _line(span: Span, depth: int) -> str:
 def _walk(
     instance: Instance, span: Span, layer: str | None, depth: int, everything: bool
 ) -> Iterator[str]:
-    yield _line(span, depth)
-    for child in sorted(instance.children(span), key=lambda s: s.start_ns):
-        if not everything and child.name in QUIET_SPANS:
-            continue
-        if child.layer == layer or child.layer is None:
-            yield from _walk(instance, child, layer, depth + 1, everything)
+    """The subtree under ``span`` in the same layer, depth first (a loop, not recursion:
+    a trace may nest deeper than Python's stack)."""
+    stack = [(span, depth)]
+    while stack:
+        s, d = stack.pop()
+        yield _line(s, d)
+        kids = [
+            k
+            for k in sorted(instance.children(s), key=lambda k: k.start_ns)
+            if (everything or k.name not in QUIET_SPANS) and (k.layer == layer or k.layer is None)
+        ]
+        stack.extend((k, d + 1) for k in reversed(kids))
 
 
 def _layer_roots(instance: Instance, layer: str, spans: list[Span]) -> list[Span]:
@@ -123,6 +129,13 @@ def render_tree(instance: Instance, *, everything: bool = False) -> str:
         f"conversation {instance.conversation_id}  ({state})",
         f"{len(instance.spans)} spans from {len(services)} services: {', '.join(services)}",
     ]
+    if instance.data_errors:
+        n = len(instance.data_errors)
+        lines.append(
+            f"DATA ERRORS: {n} value{'s' if n != 1 else ''} that cannot be true, quarantined "
+            "(gates on the metrics they touch fail):"
+        )
+        lines.extend(f"  {e.kind}: {e.describe()}" for e in instance.data_errors)
     layers = instance.layers
     names = [n for n in LAYER_ORDER if n in layers] + sorted(
         n for n in layers if n not in LAYER_ORDER

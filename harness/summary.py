@@ -34,6 +34,10 @@ class CallRow:
     trace_reason: str = ""
     host_cpu_pressure: float | None = None
     """Share of the call in which the host's tasks waited for a CPU (None: unmeasured)."""
+    data_errors: int = 0
+    """Values in the call's Instance that cannot be true, quarantined."""
+    data_error: str = ""
+    """The first of them, described."""
 
     @classmethod
     def from_outcome(cls, o: Any) -> CallRow:
@@ -41,6 +45,7 @@ class CallRow:
         turns = sum(1 for t in o.result.turns if t.index > 0) if o.result else 0
         reason = str(o.error) if o.error else (o.failures[0] if o.failures else "")
         trace = getattr(o, "trace", None)
+        errors = tuple(getattr(o, "data_errors", ()))
         return cls(
             o.scenario_id,
             o.repeat,
@@ -53,6 +58,8 @@ class CallRow:
             trace.label if trace is not None else "-",
             trace.reason if trace is not None else "",
             getattr(o, "host_cpu_pressure", None),
+            len(errors),
+            errors[0].describe() if errors else "",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,10 +100,26 @@ def call_table(rows: Sequence[CallRow | Any]) -> str:
         f"{counts['error']} errors"
     )
     lines.extend(trace_notes(rows))
+    lines.extend(data_error_notes(rows))
     note = overload_note([r.host_cpu_pressure for r in rows])
     if note:
         lines.append(note)
     return "\n".join(lines)
+
+
+def data_error_notes(rows: Sequence[CallRow]) -> list[str]:
+    """``data errors in 2 of 9 calls: ...``: values quarantined as impossible, which fail
+    the gates on the metrics they touch."""
+    bad = [r for r in rows if r.data_errors]
+    if not bad:
+        return []
+    total = sum(r.data_errors for r in bad)
+    first = bad[0]
+    return [
+        f"data errors in {len(bad)} of {len(rows)} calls: {total} values that cannot be true, "
+        f"quarantined (gates on what they touch fail); e.g. {first.scenario} "
+        f"#{first.call}: {first.data_error} (`harness show CALL_DIR` lists each)"
+    ]
 
 
 def trace_notes(rows: Sequence[CallRow]) -> list[str]:

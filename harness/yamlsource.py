@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,28 @@ def index_lines(node: yaml.Node, prefix: tuple = ()) -> Iterator[tuple[tuple, in
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             yield from index_lines(item, (*prefix, i))
+
+
+@functools.cache
+def _kinds(annotation: Any) -> frozenset[type]:
+    """The plain types an annotation admits at its top level (through Optional, unions and
+    Annotated): ``int | None`` -> {int, NoneType}."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _kinds(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return frozenset().union(*(_kinds(a) for a in typing.get_args(annotation)))
+    return frozenset({annotation}) if isinstance(annotation, type) else frozenset()
+
+
+def refuse_bool_numbers(cls: Any, value: Any, info: Any) -> Any:
+    """A pydantic ``field_validator("*", mode="before")``: a YAML ``true`` given for a
+    number is an error, not the number 1 (pydantic's lax mode would take it)."""
+    if isinstance(value, bool) and info.field_name is not None:
+        kinds = _kinds(cls.model_fields[info.field_name].annotation)
+        if bool not in kinds and kinds & {int, float}:
+            raise ValueError(f"{value!r} is not a number")
+    return value
 
 
 def render_loc(loc: Iterable[str | int]) -> str:

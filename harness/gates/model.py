@@ -48,11 +48,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from harness.errors import ScenarioError
-from harness.yamlsource import load_with_lines, render_loc
+from harness.yamlsource import load_with_lines, refuse_bool_numbers, render_loc
 
 __all__ = [
     "DEFAULT_GATES_PATH",
@@ -117,6 +118,8 @@ Duration = Annotated[str, BeforeValidator(_duration)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    _no_bool_numbers = field_validator("*", mode="before")(refuse_bool_numbers)
 
 
 class BaselineRule(_Strict):

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.evaluators.base import Score
 from harness.sketch import DEFAULT_EXACT_LIMIT, DEFAULT_RELATIVE_ACCURACY, Distribution
+from harness.trace.validate import ANY_METRIC, DataError
 
 __all__ = ["ScoreStore", "SeriesKey"]
 
@@ -48,6 +49,12 @@ class ScoreStore:
         self.untraced_calls = 0
         """Calls whose Instance had not a single span: their trace-derived series are
         empty for that reason, which the gates say."""
+        self.data_errors: dict[str, int] = {}
+        """Data errors (values quarantined as impossible) by the metric they touch
+        (:data:`~harness.trace.validate.ANY_METRIC` for any): no gate on such a metric
+        passes."""
+        self.data_error_calls = 0
+        """Calls with at least one data error."""
         self._series: dict[SeriesKey, Distribution] = {}
         self._units: dict[str, str] = {}
 
@@ -66,14 +73,30 @@ class ScoreStore:
             dist = self._series[key] = Distribution(self.relative_accuracy, self.exact_limit)
         dist.add(score.value)
 
-    def add(self, scores: Iterable[Score], *, traced: bool = True) -> None:
+    def add(
+        self,
+        scores: Iterable[Score],
+        *,
+        traced: bool = True,
+        data_errors: Iterable[DataError] = (),
+    ) -> None:
         """Add the Scores of one call (counts one call; ``traced=False`` for a call from
-        which no span arrived)."""
+        which no span arrived; ``data_errors``: what its Instance quarantined)."""
         for s in scores:
             self.add_score(s)
         self.calls += 1
         if not traced:
             self.untraced_calls += 1
+        errors = list(data_errors)
+        for e in errors:
+            for metric in e.metrics:
+                self.data_errors[metric] = self.data_errors.get(metric, 0) + 1
+        if errors:
+            self.data_error_calls += 1
+
+    def data_errors_for(self, metric: str) -> int:
+        """How many data errors touch ``metric`` (its own and those that touch any)."""
+        return self.data_errors.get(metric, 0) + self.data_errors.get(ANY_METRIC, 0)
 
     def merge(self, other: ScoreStore) -> None:
         """Add everything of ``other`` (in place)."""
@@ -90,6 +113,9 @@ class ScoreStore:
                 self._series[key] = dist.copy()
         self.calls += other.calls
         self.untraced_calls += other.untraced_calls
+        for metric, n in other.data_errors.items():
+            self.data_errors[metric] = self.data_errors.get(metric, 0) + n
+        self.data_error_calls += other.data_error_calls
 
     @classmethod
     def merged(cls, stores: Iterable[ScoreStore]) -> ScoreStore:
@@ -135,6 +161,8 @@ class ScoreStore:
             "exact_limit": self.exact_limit,
             "calls": self.calls,
             "untraced_calls": self.untraced_calls,
+            "data_errors": dict(sorted(self.data_errors.items())),
+            "data_error_calls": self.data_error_calls,
             "units": dict(sorted(self._units.items())),
             "series": [
                 {"metric": k.metric, "span": k.span, "layer": k.layer, "distribution": d.to_dict()}
@@ -156,6 +184,16 @@ class ScoreStore:
         if not isinstance(untraced, int) or not 0 <= untraced <= calls:
             raise ValueError("untraced_calls: expected an integer between 0 and calls")
         out.untraced_calls = untraced
+        errors = data.get("data_errors", {})
+        if not isinstance(errors, Mapping) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in errors.values()
+        ):
+            raise ValueError("data_errors: expected an object of non-negative integers")
+        out.data_errors = {str(k): n for k, n in errors.items()}
+        error_calls = data.get("data_error_calls", 0)
+        if not isinstance(error_calls, int) or not 0 <= error_calls <= calls:
+            raise ValueError("data_error_calls: expected an integer between 0 and calls")
+        out.data_error_calls = error_calls
         units = data.get("units")
         if not isinstance(units, Mapping):
             raise ValueError("units: expected an object")

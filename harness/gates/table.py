@@ -36,6 +36,8 @@ def _ci(v: Verdict) -> str:
 
 
 def _status(v: Verdict) -> str:
+    if v.data_errors:
+        return "DATA ERROR"
     return "NO TRACE" if v.no_trace else v.status.upper()
 
 
@@ -81,9 +83,12 @@ def render_table(verdicts: Sequence[Verdict], *, details: bool = True) -> str:
         for s in ("pass", "warn", "fail", "insufficient")
     }
     no_trace = sum(1 for v in verdicts if v.no_trace)
+    data = sum(1 for v in verdicts if v.data_errors)
     lines.append(
         f"{len(verdicts)} gates: {counts['pass']} passed, {counts['warn']} warned, "
-        f"{counts['fail']} failed, {counts['insufficient']} with insufficient samples"
+        f"{counts['fail']} failed"
+        + (f" ({data} on data that cannot be true)" if data else "")
+        + f", {counts['insufficient']} with insufficient samples"
         + (f" ({no_trace} for want of a trace)" if no_trace else "")
     )
     return "\n".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from harness.gates.model import QUANTILES, Gate, GatesConfig
@@ -46,6 +46,9 @@ class Verdict:
     no_trace: bool = False
     """Insufficient because calls sent no trace (the gate reads spans), not for want of
     calls: the table says "NO TRACE"."""
+    data_errors: int = 0
+    """Values that cannot be true (quarantined when their Instance was built) that touch
+    this gate's metric: such a gate fails, whatever the rest says ("DATA ERROR")."""
 
     @property
     def name(self) -> str:
@@ -89,7 +92,25 @@ def _ci_text(ci: tuple[float, float] | None, unit: str | None) -> str:
 
 
 def evaluate_gate(gate: Gate, store: ScoreStore, baseline: ScoreStore | None = None) -> Verdict:
-    """Apply ``gate`` to the scores in ``store`` (and its baseline rule to ``baseline``)."""
+    """Apply ``gate`` to the scores in ``store`` (and its baseline rule to ``baseline``).
+
+    A gate whose metric is touched by data errors (see :mod:`harness.trace.validate`)
+    fails: a gate never passes on data that cannot be true."""
+    v = _evaluate(gate, store, baseline)
+    errors = store.data_errors_for(gate.metric)
+    if not errors:
+        return v
+    calls = store.data_error_calls
+    detail = (
+        f"{errors} value{'s' if errors != 1 else ''} that cannot be true in "
+        f"{calls} call{'s' if calls != 1 else ''} touch {gate.metric} (quarantined: "
+        "`harness show CALL_DIR` names each); a gate never passes on them. Without them: "
+        + v.detail
+    )
+    return replace(v, status="fail", detail=detail, data_errors=errors)
+
+
+def _evaluate(gate: Gate, store: ScoreStore, baseline: ScoreStore | None) -> Verdict:
     dist = store.select(gate.metric, gate.span, gate.layer)
     unit = gate.unit or store.unit(gate.metric)
     n = dist.count

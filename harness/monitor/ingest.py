@@ -244,6 +244,7 @@ class ProductionIngest:
             agent_version=version,
             environment=environment,
             failures=failures,
+            data_errors=inst.data_errors,
         )
         if failures:
             rec = self._keep_candidate(inst, rec)

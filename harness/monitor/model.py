@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.evaluators.base import Score
+from harness.trace.validate import DataError
 
 __all__ = [
     "SOURCES",
@@ -50,6 +51,9 @@ class CallRecord:
     failures: tuple[str, ...] = ()
     artifacts: str | None = None
     traced: bool = True
+    data_errors: tuple[DataError, ...] = ()
+    """What the call's Instance quarantined as impossible: its window's gates on the
+    metrics they touch fail."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.evaluators.base import Score
 from harness.monitor.model import CallRecord
 from harness.scoring import SCORES_FILE
+from harness.trace.validate import DataError
 
 __all__ = ["Recovered", "recover_unstored"]
 
@@ -77,7 +78,8 @@ def recover_unstored(
             t = json.loads(timings.read_text())
             cid = t["conversation_id"]
             verdict = t["verdict"]
-        except (ValueError, KeyError, OSError):
+            data_errors = tuple(DataError.from_dict(e) for e in t.get("data_errors") or ())
+        except (ValueError, KeyError, TypeError, OSError):
             bad += 1
             continue
         if verdict not in ("pass", "fail") or store.has_call(cid):  # type: ignore[attr-defined]
@@ -101,6 +103,7 @@ def recover_unstored(
             failures=failures,
             artifacts=str(call_dir),
             traced=trace.get("state", "none") != "none",
+            data_errors=data_errors,
         )
         if store.add_call(rec):  # type: ignore[attr-defined]
             out.append(rec)

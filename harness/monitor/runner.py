@@ -367,6 +367,7 @@ class Monitor:
             failures=failures,
             artifacts=str(outcome.artifacts),
             traced=traced,
+            data_errors=outcome.data_errors,
         )
 
     def _record_infra(

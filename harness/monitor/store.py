@@ -233,7 +233,7 @@ def _sketch_json(rec: CallRecord) -> str:
     """The call's own ScoreStore, as JSON: what windows merge."""
     store = ScoreStore()
     try:
-        store.add(rec.scores, traced=rec.traced)
+        store.add(rec.scores, traced=rec.traced, data_errors=rec.data_errors)
     except ValueError as e:
         raise StoreError(f"call {rec.conversation_id!r}: {e}") from None
     return store.to_json()

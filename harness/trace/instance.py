@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.trace import conventions as c
+from harness.trace.validate import DataError, quarantine, quarantine_caller
 
 LAYER_UNKNOWN = "unknown"
 """The :attr:`Instance.layers` key of spans that carry no ``agent.layer``."""
@@ -257,6 +258,11 @@ class Instance:
     what was missing; an instance without spans is never complete (:data:`NO_TRACE`).
     ``source`` is the directory an instance was loaded from (it resolves a relative
     ``recording``) and takes no part in equality.
+
+    What cannot be true (a negative latency, a span that ends before it starts, two
+    different spans with one id, a parent cycle, an impossible caller measurement) is
+    quarantined as the Instance is built (:mod:`harness.trace.validate`): evaluators never
+    see it, and :attr:`data_errors` says what was removed, so no gate passes on it.
     """
 
     conversation_id: str
@@ -266,9 +272,17 @@ class Instance:
     complete: bool = True
     incomplete_reason: str | None = None
     source: Path | None = field(default=None, compare=False)
+    data_errors: tuple[DataError, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "spans", canonical_spans(self.spans))
+        spans, errors = quarantine(self.spans)
+        object.__setattr__(self, "spans", tuple(sorted(spans, key=span_sort_key)))
+        caller, caller_errors = quarantine_caller(self.caller)
+        if caller_errors:
+            object.__setattr__(self, "caller", caller)
+        if errors or caller_errors:
+            found = dict.fromkeys((*self.data_errors, *errors, *caller_errors))
+            object.__setattr__(self, "data_errors", tuple(found))
         if not self.spans and self.complete:
             object.__setattr__(self, "complete", False)
             object.__setattr__(self, "incomplete_reason", NO_TRACE)
@@ -277,9 +291,10 @@ class Instance:
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else f"incomplete: {self.incomplete_reason}"
+        errors = f", {len(self.data_errors)} data errors" if self.data_errors else ""
         return (
             f"Instance(conversation_id={self.conversation_id!r}, spans={len(self.spans)}, "
-            f"caller={'yes' if self.caller is not None else 'no'}, {state})"
+            f"caller={'yes' if self.caller is not None else 'no'}, {state}{errors})"
         )
 
     def with_caller(
