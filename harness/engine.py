@@ -280,7 +280,7 @@ class CallSession:
         """Spans that became no call's trace so far (the final report once closed)."""
         if self.collector is None:
             return self.trace_report
-        return SessionTraceReport(self.collector.unmatched(), self.collector.stats.late)
+        return self.collector.trace_report()
 
     @staticmethod
     async def _make_semaphore(n: int) -> asyncio.Semaphore:

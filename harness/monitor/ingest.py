@@ -196,9 +196,10 @@ class ProductionIngest:
         inst = self.collector.instance(cid)
         if not inst.layer_finished(c.LAYER_CONVERSATIONAL):
             if flush or quiet >= self.abandon_s:
-                return inst.marked_incomplete(
-                    f"the conversational layer did not finish (quiet for {quiet:.0f}s)"
-                )
+                why = f"the conversational layer did not finish (quiet for {quiet:.0f}s)"
+                if inst.incomplete_reason:  # e.g. the span cap: keep the first cause
+                    why = f"{inst.incomplete_reason}; {why}"
+                return inst.marked_incomplete(why)
             return None
         done_at = self._conv_done.setdefault(cid, now)
         if quiet < self.settle_s and not flush:
@@ -208,9 +209,10 @@ class ProductionIngest:
             return inst
         if flush or now - done_at >= self.grace_s:
             if workflow_spans:  # some steps came, the root did not: it crashed
-                return inst.marked_incomplete(
-                    f"after-call workflow did not complete within {self.grace_s:g}s"
-                )
+                why = f"after-call workflow did not complete within {self.grace_s:g}s"
+                if inst.incomplete_reason:
+                    why = f"{inst.incomplete_reason}; {why}"
+                return inst.marked_incomplete(why)
             return inst
         return None
 

@@ -1,7 +1,7 @@
 """An OTLP/HTTP trace receiver that assembles spans into Instances by conversation id.
 
 ``POST /v1/traces`` takes protobuf (``application/x-protobuf``) or OTLP/JSON
-(``application/json``), gzip-compressed or not. Spans join calls by the rules of
+(``application/json``), gzip- or deflate-compressed or not. Spans join calls by the rules of
 :mod:`harness.trace.join` (``conversation.id``, then the call's registered ids such as the
 room's name and server id, then trace membership and links) and are deduplicated by
 (trace id, span id), so exporter retries, out-of-order batches and late spans all assemble
@@ -9,9 +9,27 @@ the same Instance. A span that joins no call yet waits in a bounded holding area
 never joins is counted by service (:meth:`Collector.unmatched`). Spans for a call already
 scored and discarded are counted as late, per call.
 
-The receiver never crashes on a payload: an undecodable body gets 400 with the reason as
-the body, an unknown content type 415, an oversized one 413. Spans with unusable ids are
-dropped alone and reported as an OTLP partial success.
+Answers follow the OTLP/HTTP specification, in the request's encoding (protobuf when the
+request names no encoding we take). A success is an ``ExportTraceServiceResponse``; spans
+dropped alone (unusable ids, or over the cap of spans per call) make it a partial success
+with ``rejected_spans`` and the reason. A failure is a ``google.rpc.Status`` with the
+reason (and a ``BadRequest`` naming the field for bad data):
+
+- 400: the body cannot be decompressed or decoded (exporters do not retry it);
+- 408: the body did not arrive within ``read_timeout_s`` (a client that stalls mid-body);
+- 413: the body is over ``max_body_bytes``, before or after decompression (a declared
+  ``Content-Length`` over it is refused before a byte is read);
+- 415: an unknown content type or content encoding;
+- 503 with ``Retry-After``: the bodies being read and decoded already hold
+  ``max_inflight_bytes`` (exporters retry after the interval).
+
+The receiver never crashes on a payload and never lets one request stall the others: a body
+over 256 KiB once decompressed is decoded on a worker thread and its spans are indexed on
+the loop in slices of about 10 ms. A connection that sends no complete request for
+``idle_timeout_s`` is closed. Each conversation keeps at most ``max_spans_per_call`` spans
+(``HARNESS_MAX_SPANS_PER_CALL``, default 20,000); spans past it are dropped, counted per
+conversation and per service (:attr:`Collector.stats`, :meth:`Collector.trace_report`), and
+the conversation's Instance is marked incomplete with the reason and how to raise the cap.
 
 Use it from asyncio (``async with Collector() as col``) or, for synchronous callers, on
 its own thread (``with Collector.run_in_thread() as col``).
@@ -22,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 import zlib
@@ -31,25 +50,44 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from google.protobuf import json_format
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from harness.errors import InfrastructureError
+from harness.errors import InfrastructureError, ScenarioError
 from harness.trace import conventions as c
+from harness.trace.health import SPAN_CAP_ENV, SessionTraceReport, over_cap_reason
 from harness.trace.instance import Instance, Span, prefer
-from harness.trace.join import Joiner, UnmatchedReport
+from harness.trace.join import Joiner, UnmatchedReport, count_service
 from harness.trace.otlp import Decoded, OtlpDecodeError, spans_from_json, spans_from_proto
 
-__all__ = ["Collector", "CollectorStats", "CollectorThread", "IngestResult"]
+__all__ = [
+    "DEFAULT_MAX_SPANS_PER_CALL",
+    "Collector",
+    "CollectorStats",
+    "CollectorThread",
+    "IngestResult",
+    "span_cap_from_env",
+]
 
 log = logging.getLogger(__name__)
 
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
-# bodies larger than this are decoded on a worker thread, so the loop keeps serving
 OFF_LOOP_BYTES = 256 * 1024
+"""Bodies larger than this once decompressed are decoded on a worker thread."""
 _MAX_BODY = 64 * 1024 * 1024
+DEFAULT_MAX_SPANS_PER_CALL = 20_000
+_MAX_KEYS_PER_CALL = 1000
+"""Join keys and trace ids the joiner learns per conversation: a call has a handful (one
+trace per layer, the room's and the job's ids); a sender minting new traces for ever does
+not grow the tables."""
+_INDEX_STEP = 256
+_INDEX_SLICE_S = 0.01
+"""How long a large body's spans are indexed on the loop before other requests run."""
+_RETRY_AFTER_S = 1
 _EVICT_EVERY_S = 1.0
 _WEAK_ROOT_QUIET_S = 6.0
 """How long a conversational or background layer whose root's local parent never arrived
@@ -57,6 +95,30 @@ must be quiet before it counts as done (livekit-agents' ``job_entrypoint`` may s
 another tracer provider): longer than the batch processor's default 5 s schedule delay.
 Never applied to the workflow layer: a workflow that crashed leaves its steps without
 their root, and that must read as incomplete."""
+
+# google.rpc.Code per HTTP status (OTLP clients act on the HTTP status, not on this code)
+_RPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    408: code_pb2.DEADLINE_EXCEEDED,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+    500: code_pb2.INTERNAL,
+    503: code_pb2.UNAVAILABLE,
+}
+
+
+def span_cap_from_env() -> int:
+    """The cap of spans per call: ``HARNESS_MAX_SPANS_PER_CALL``, else 20,000."""
+    raw = os.environ.get(SPAN_CAP_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_SPANS_PER_CALL
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ScenarioError(f"{SPAN_CAP_ENV}={raw!r} is not a number of spans") from None
+    if value < 1:
+        raise ScenarioError(f"{SPAN_CAP_ENV}={raw!r} must be at least 1")
+    return value
 
 
 @dataclass(frozen=True)
@@ -68,20 +130,32 @@ class IngestResult:
     content_type: str
     accepted: int = 0
     rejected: int = 0
-    # decoded but not yet indexed (``ingest(..., index=False)``): (mime, decoded)
-    pending: tuple[str, Decoded] | None = None
+    message: str = ""
+    """A failure's ``Status.message``, or a partial success's ``error_message``."""
+    retry_after: int | None = None
+    """Seconds, for the ``Retry-After`` header of a 503."""
 
     @property
     def reason(self) -> str:
-        return self.body.decode("utf-8", "replace") if self.status >= 400 else ""
+        return self.message if self.status >= 400 else ""
+
+    def response(self) -> web.Response:
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+        return web.Response(
+            status=self.status, body=self.body, content_type=self.content_type, headers=headers
+        )
 
 
 @dataclass(frozen=True)
 class CollectorStats:
     requests: int
     bad_requests: int
+    """Requests answered 400, 408, 413, 415 or 500 (their spans, if any, are not counted)."""
     spans_accepted: int
+    """Spans decoded from requests (those later dropped over the cap are counted again in
+    ``spans_over_cap``)."""
     spans_rejected: int
+    """Spans dropped alone for unusable ids (answered as a partial success)."""
     duplicates: int
     instances: int
     unassigned: int
@@ -90,14 +164,28 @@ class CollectorStats:
     """Spans that joined no call and were dropped from the holding area (age or size)."""
     late: int = 0
     """Spans for a call whose instance had already been taken and discarded."""
+    spans_over_cap: int = 0
+    """Spans dropped because their conversation already held ``max_spans_per_call``."""
+    calls_over_cap: int = 0
+    """Conversations that reached the cap."""
+    throttled: int = 0
+    """Requests answered 503 because ``max_inflight_bytes`` were already in flight."""
+    timed_out: int = 0
+    """Requests whose body did not arrive within ``read_timeout_s`` (answered 408)."""
+    inflight_bytes: int = 0
+    """Bytes of request bodies being read or decoded now."""
+    decoding: int = 0
+    """Request bodies being decoded on worker threads now."""
 
 
 class _Bucket:
-    __slots__ = ("last_seen", "spans")
+    __slots__ = ("last_seen", "over_cap", "spans")
 
     def __init__(self) -> None:
         self.spans: dict[tuple[str, str], Span] = {}
         self.last_seen = time.monotonic()
+        self.over_cap: Counter[str] | None = None
+        """Spans dropped over the cap, by service; None until the first."""
 
 
 def _fmt_s(seconds: float) -> str:
@@ -112,8 +200,71 @@ def _layer_root(inst: Instance, layer: str, *, strong: bool) -> bool:
     return any(s.layer == layer for s in inst.roots)
 
 
+def _most_first(counts: Counter[str]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _also_incomplete(inst: Instance, reason: str) -> Instance:
+    """``inst`` marked incomplete for ``reason`` too, keeping a reason it already has (an
+    empty instance's is only "no trace", which ``reason`` replaces)."""
+    if inst.spans and not inst.complete and inst.incomplete_reason:
+        reason = f"{inst.incomplete_reason}; {reason}"
+    return inst.marked_incomplete(reason)
+
+
+class _Budget:
+    """Bytes of request bodies held at once (being read, decompressed or decoded)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.lock = threading.Lock()
+
+    def fits(self, size: int) -> bool:
+        with self.lock:
+            return self.held + size <= self.limit
+
+
+class _Share:
+    """One request's bytes in the :class:`_Budget`, grown as its body arrives and inflates
+    (never by what it only declares: a lying ``Content-Length`` holds nothing)."""
+
+    __slots__ = ("budget", "held")
+
+    def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
+        self.held = 0
+
+    def grow(self, want: int) -> bool:
+        """Hold ``want`` bytes in all; False (holding what it held) if over the budget."""
+        b = self.budget
+        with b.lock:
+            extra = want - self.held
+            if extra <= 0:
+                return True
+            if b.held + extra > b.limit:
+                return False
+            b.held += extra
+            self.held = want
+            return True
+
+    def release(self) -> None:
+        with self.budget.lock:
+            self.budget.held -= self.held
+            self.held = 0
+
+
 class Collector:
-    """OTLP/HTTP receiver on ``host:port`` (a free loopback port by default)."""
+    """OTLP/HTTP receiver on ``host:port`` (a free loopback port by default).
+
+    ``max_spans_per_call`` (default ``HARNESS_MAX_SPANS_PER_CALL``, else 20,000) caps the
+    spans one conversation keeps. ``max_body_bytes`` caps one body, before and after
+    decompression; ``max_inflight_bytes`` (default four bodies) the bodies being read and
+    decoded at once. ``read_timeout_s`` is how long a body may take to arrive;
+    ``idle_timeout_s`` how long a connection may stay open without a complete request.
+    ``off_loop_bytes`` is the decompressed size above which a body is decoded on a worker
+    thread (None: always on the loop, which stalls the receiver; for measurements).
+    """
 
     def __init__(
         self,
@@ -124,20 +275,48 @@ class Collector:
         *,
         max_unassigned: int = 10_000,
         max_body_bytes: int = _MAX_BODY,
+        max_spans_per_call: int | None = None,
+        max_inflight_bytes: int | None = None,
+        read_timeout_s: float = 30.0,
+        idle_timeout_s: float = 60.0,
+        off_loop_bytes: int | None = OFF_LOOP_BYTES,
     ) -> None:
         if retention_s <= 0:
             raise ValueError(f"retention_s must be positive, got retention_s={retention_s!r}")
         if max_instances < 1:
             raise ValueError(f"max_instances must be at least 1, got {max_instances!r}")
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes!r}")
+        if max_spans_per_call is None:
+            max_spans_per_call = span_cap_from_env()
+        elif max_spans_per_call < 1:
+            raise ValueError(f"max_spans_per_call must be at least 1, got {max_spans_per_call!r}")
+        if max_inflight_bytes is None:
+            max_inflight_bytes = 4 * max_body_bytes
+        elif max_inflight_bytes < max_body_bytes:
+            raise ValueError(
+                f"max_inflight_bytes={max_inflight_bytes!r} is below max_body_bytes="
+                f"{max_body_bytes!r}: a body of the largest size could never be taken"
+            )
+        if read_timeout_s <= 0 or idle_timeout_s <= 0:
+            raise ValueError(
+                f"read_timeout_s and idle_timeout_s must be positive, got "
+                f"read_timeout_s={read_timeout_s!r}, idle_timeout_s={idle_timeout_s!r}"
+            )
         self.host = host
         self.port = port
         self.retention_s = retention_s
         self.max_instances = max_instances
         self.max_unassigned = max_unassigned
         self.max_body_bytes = max_body_bytes
+        self.max_spans_per_call = max_spans_per_call
+        self.max_inflight_bytes = max_inflight_bytes
+        self.read_timeout_s = read_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.off_loop_bytes = off_loop_bytes
         self._lock = threading.RLock()
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self._joiner = Joiner(max_parked=max_unassigned)
+        self._joiner = Joiner(max_parked=max_unassigned, max_keys=_MAX_KEYS_PER_CALL)
         # conversations taken and discarded: their ids stay known, so late spans are
         # counted against them instead of passing for spans of no call
         self._closed: OrderedDict[str, int] = OrderedDict()
@@ -147,6 +326,8 @@ class Collector:
         self._events: dict[str, asyncio.Event] = {}
         self._last_evict = 0.0
         self._counts: Counter[str] = Counter()
+        self._over_cap: Counter[str] = Counter()  # spans dropped over the cap, by service
+        self._budget = _Budget(max_inflight_bytes)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
@@ -158,8 +339,14 @@ class Collector:
             return self
         app = web.Application(client_max_size=self.max_body_bytes)
         app.router.add_post(c.OTLP_TRACES_PATH, self._handle)
-        # decompression is ours, so a bad gzip stream gets a 400 with a reason
-        runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+        # decompression is ours, so a bad gzip stream gets a 400 with a reason; a connection
+        # without a complete request (headers that never end, or none) closes when idle
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            auto_decompress=False,
+            keepalive_timeout=self.idle_timeout_s,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         try:
@@ -209,78 +396,168 @@ class Collector:
         """Start a collector on its own event loop thread, for synchronous callers."""
         return CollectorThread(cls(*args, **kwargs), start_timeout=start_timeout)
 
-    # --- ingest ---
+    # --- serving ---
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self._count("bad_requests")
-            return web.Response(
-                status=413,
-                text=f"body larger than {self.max_body_bytes} bytes",
-                content_type="text/plain",
-            )
-        except Exception as e:  # a client that hung up mid-body
-            self._count("bad_requests")
-            return web.Response(
-                status=400, text=f"cannot read body: {e}", content_type="text/plain"
-            )
         ctype = request.headers.get("Content-Type")
-        cenc = request.headers.get("Content-Encoding")
-        if len(body) > OFF_LOOP_BYTES:
-            # decoding a large body takes seconds: do it off the loop, then index the
-            # decoded spans on the loop in one step
-            result = await asyncio.to_thread(self.ingest, body, ctype, cenc, index=False)
-            if result.pending is not None:
-                result = self._index(*result.pending)
-        else:
-            result = self.ingest(body, ctype, cenc)
-        return web.Response(
-            status=result.status, body=result.body, content_type=result.content_type
-        )
-
-    def ingest(
-        self,
-        body: bytes,
-        content_type: str | None,
-        content_encoding: str | None = None,
-        *,
-        index: bool = True,
-    ) -> IngestResult:
-        """Decode one OTLP/HTTP request body and index its spans. Never raises.
-
-        With ``index=False`` (decoding on a worker thread) the decoded spans are not indexed
-        but returned in ``pending``, for :meth:`_index` to add on the loop."""
+        reply = _reply_type(ctype)
+        share = _Share(self._budget)
         try:
-            return self._ingest(body, content_type, content_encoding, index)
+            self._count("requests")
+            refused = _check_type(ctype, reply)
+            declared = request.content_length
+            if refused is None and declared is not None and declared > self.max_body_bytes:
+                refused = _failure(413, self._too_large(declared), reply)
+            if refused is not None:  # answered unread: aiohttp drains what the client sends
+                self._count("bad_requests")
+                return refused.response()
+            if declared is not None and not self._budget.fits(declared):
+                return self._throttle(reply).response()
+            body = await self._read_body(request, share, reply)
+            if isinstance(body, IngestResult):
+                return body.response()
+            result = await self._decode_and_index(
+                body, reply, request.headers.get("Content-Encoding"), share
+            )
+            return result.response()
         except Exception as e:  # a bug of ours must not take the receiver down
             log.exception("trace collector failed on a request")
             self._count("bad_requests")
-            return _text(500, f"internal error: {type(e).__name__}: {e}")
+            return _failure(500, f"internal error: {type(e).__name__}: {e}", reply).response()
+        finally:
+            share.release()
 
-    def _ingest(
-        self, body: bytes, content_type: str | None, content_encoding: str | None, index: bool
-    ) -> IngestResult:
-        self._count("requests")
-        mime = (content_type or "").split(";", 1)[0].strip().lower()
-        if mime not in (_PROTOBUF, _JSON):
-            self._count("bad_requests")
-            return _text(
-                415,
-                f"unsupported content type {content_type!r}: send {_PROTOBUF} or {_JSON}",
-            )
+    async def _read_body(
+        self, request: web.Request, share: _Share, reply: str
+    ) -> bytes | IngestResult:
+        """The whole body, or the answer refusing it: 408 if it does not arrive within
+        ``read_timeout_s``, 413 past ``max_body_bytes``, 503 past the in-flight budget."""
+        chunks: list[bytes] = []
+        size = 0
         try:
-            raw = _decompress(body, content_encoding, self.max_body_bytes)
-        except _BodyTooLarge as e:
+            async with asyncio.timeout(self.read_timeout_s):
+                while True:
+                    chunk = await request.content.readany()
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        self._count("bad_requests")
+                        return _failure(413, self._too_large(size), reply)
+                    if not share.grow(size):
+                        return self._throttle(reply)
+                    chunks.append(chunk)
+        except TimeoutError:
             self._count("bad_requests")
-            return _text(413, str(e))
+            self._count("timed_out")
+            return _failure(
+                408,
+                f"the body did not arrive within {_fmt_s(self.read_timeout_s)} "
+                f"({size} bytes came): send it faster or raise read_timeout_s",
+                reply,
+            )
+        except Exception as e:  # a client that hung up mid-body, or broke the framing
+            self._count("bad_requests")
+            return _failure(400, f"cannot read body: {e}", reply)
+        return b"".join(chunks)
+
+    async def _decode_and_index(
+        self, body: bytes, mime: str, encoding: str | None, share: _Share
+    ) -> IngestResult:
+        off_loop = self.off_loop_bytes
+        if off_loop is None:  # everything on the loop (measurements only)
+            decoded = self._decode(body, mime, encoding, self.max_body_bytes, share=share)
+        elif len(body) > off_loop:
+            decoded = await self._decode_off_loop(body, mime, encoding, share)
+        else:
+            # a small compressed body may inflate to 64 MB: inflate up to the threshold
+            # here, and decode what is larger on a worker thread
+            decoded = self._decode(body, mime, encoding, off_loop, share=share, small=True)
+            if decoded is None:
+                decoded = await self._decode_off_loop(body, mime, encoding, share)
+        if isinstance(decoded, IngestResult):
+            return decoded
+        assert decoded is not None
+        return await self._index_async(mime, decoded)
+
+    async def _decode_off_loop(
+        self, body: bytes, mime: str, encoding: str | None, share: _Share
+    ) -> Decoded | IngestResult:
+        self._count("decoding")
+        try:
+            out = await asyncio.to_thread(
+                self._decode, body, mime, encoding, self.max_body_bytes, share=share
+            )
+        finally:
+            self._count("decoding", -1)
+        assert out is not None
+        return out
+
+    def _throttle(self, reply: str) -> IngestResult:
+        self._count("throttled")
+        return _failure(
+            503,
+            "the receiver is busy: the request bodies it is reading and decoding fill its "
+            f"budget of {self.max_inflight_bytes} bytes; retry after {_RETRY_AFTER_S}s",
+            reply,
+            retry_after=_RETRY_AFTER_S,
+        )
+
+    def _too_large(self, size: int) -> str:
+        return f"body of {size} bytes is larger than {self.max_body_bytes} bytes"
+
+    # --- ingest ---
+
+    def ingest(
+        self, body: bytes, content_type: str | None, content_encoding: str | None = None
+    ) -> IngestResult:
+        """Decode one OTLP/HTTP request body and index its spans, on the calling thread.
+        Never raises."""
+        reply = _reply_type(content_type)
+        try:
+            self._count("requests")
+            refused = _check_type(content_type, reply)
+            if refused is not None:
+                self._count("bad_requests")
+                return refused
+            decoded = self._decode(body, reply, content_encoding, self.max_body_bytes)
+            if isinstance(decoded, IngestResult):
+                return decoded
+            assert decoded is not None
+            return self._index(reply, decoded)
+        except Exception as e:  # a bug of ours must not take the receiver down
+            log.exception("trace collector failed on a request")
+            self._count("bad_requests")
+            return _failure(500, f"internal error: {type(e).__name__}: {e}", reply)
+
+    def _decode(
+        self,
+        body: bytes,
+        mime: str,
+        encoding: str | None,
+        limit: int,
+        *,
+        share: _Share | None = None,
+        small: bool = False,
+    ) -> Decoded | IngestResult | None:
+        """The body's spans, or the answer refusing it. With ``small``, None when the body
+        inflates past ``limit`` (decode it off the loop instead). The inflated copy is added
+        to the request's ``share`` of the in-flight budget."""
+        try:
+            raw = _decompress(body, encoding, limit)
+        except _BodyTooLarge as e:
+            if small:
+                return None
+            self._count("bad_requests")
+            return _failure(413, str(e), mime)
         except _UnsupportedEncoding as e:
             self._count("bad_requests")
-            return _text(415, str(e))
+            return _failure(415, str(e), mime)
         except ValueError as e:
             self._count("bad_requests")
-            return _text(400, str(e))
+            return _failure(400, str(e), mime, bad=("", str(e)))
+        if share is not None and raw is not body and not share.grow(len(body) + len(raw)):
+            return self._throttle(mime)
         try:
             if mime == _PROTOBUF:
                 decoded = spans_from_proto(raw)
@@ -292,30 +569,69 @@ class Collector:
                 decoded = spans_from_json(doc)
         except OtlpDecodeError as e:
             self._count("bad_requests")
-            return _text(400, f"malformed ExportTraceServiceRequest: {e}")
+            return _failure(
+                400, f"malformed ExportTraceServiceRequest: {e}", mime, bad=(e.path, e.reason)
+            )
         except RecursionError:
             self._count("bad_requests")
-            return _text(400, "malformed ExportTraceServiceRequest: nested too deeply")
-        if not index:
-            return IngestResult(202, b"", "text/plain", pending=(mime, decoded))
-        return self._index(mime, decoded)
+            return _failure(
+                400,
+                "malformed ExportTraceServiceRequest: nested too deeply",
+                mime,
+                bad=("", "nested too deeply"),
+            )
+        return decoded
 
     def _index(self, mime: str, decoded: Decoded) -> IngestResult:
         if decoded.rejected:
-            with self._lock:
-                self._counts["spans_rejected"] += len(decoded.rejected)
-        self.add_spans(decoded.spans)
-        return _success(mime, decoded)
+            self._count("spans_rejected", len(decoded.rejected))
+        over: Counter[str] = Counter()
+        self._add(decoded.spans, over)
+        return self._answer(mime, decoded, over)
 
-    def add_spans(self, spans: Iterable[Span]) -> None:
-        """Index already decoded spans (what a request does after decoding)."""
+    async def _index_async(self, mime: str, decoded: Decoded) -> IngestResult:
+        """:meth:`_index`, letting other requests in every 10 ms."""
+        if decoded.rejected:
+            self._count("spans_rejected", len(decoded.rejected))
+        over: Counter[str] = Counter()
+        spans = decoded.spans
+        since = time.perf_counter()
+        for i in range(0, len(spans), _INDEX_STEP):
+            self._add(spans[i : i + _INDEX_STEP], over)
+            if time.perf_counter() - since > _INDEX_SLICE_S:
+                await asyncio.sleep(0)
+                since = time.perf_counter()
+        return self._answer(mime, decoded, over)
+
+    def _answer(self, mime: str, decoded: Decoded, over: Counter[str]) -> IngestResult:
+        reasons = decoded.rejected[:5]
+        if over:
+            n = sum(over.values())
+            calls = ", ".join(f"{cid}: {k}" for cid, k in over.most_common(3))
+            more = f", ... {len(over) - 3} more" if len(over) > 3 else ""
+            reasons = [
+                f"{n} span{'s' if n != 1 else ''} over the cap of {self.max_spans_per_call} "
+                f"spans per call dropped (conversation {calls}{more}); set {SPAN_CAP_ENV} "
+                "on the receiver to raise it",
+                *reasons,
+            ]
+        return _success(mime, decoded, sum(over.values()), "; ".join(reasons))
+
+    def add_spans(self, spans: Iterable[Span]) -> int:
+        """Index already decoded spans (what a request does after decoding); returns how
+        many were dropped over the cap of spans per call."""
+        over: Counter[str] = Counter()
+        self._add(spans, over)
+        return sum(over.values())
+
+    def _add(self, spans: Iterable[Span], over: Counter[str]) -> None:
         touched: set[str] = set()
         now = time.monotonic()
         with self._lock:
             for s in spans:
                 self._counts["spans_accepted"] += 1
                 for cid, joined in self._joiner.add(s, now):
-                    if self._put(cid, joined, now):
+                    if self._put(cid, joined, now, over):
                         touched.add(cid)
             self._maybe_evict(now)
         if touched:
@@ -337,7 +653,7 @@ class Collector:
         if touched:
             self._notify(touched)
 
-    def _put(self, cid: str, s: Span, now: float) -> bool:
+    def _put(self, cid: str, s: Span, now: float, over: Counter[str] | None = None) -> bool:
         if cid in self._closed:
             self._closed[cid] += 1
             self._counts["late"] += 1
@@ -345,16 +661,35 @@ class Collector:
         bucket = self._buckets.get(cid)
         if bucket is None:
             bucket = self._buckets[cid] = _Bucket()
-        else:
-            self._buckets.move_to_end(cid)
         old = bucket.spans.get(s.key)
-        if old is None:
-            bucket.spans[s.key] = s
-        else:
+        if old is not None:
             self._counts["duplicates"] += 1
             bucket.spans[s.key] = prefer(old, s)
+        elif len(bucket.spans) >= self.max_spans_per_call:
+            self._drop_over_cap(cid, bucket, s)
+            if over is not None:
+                over[cid] += 1
+            return False  # neither news nor activity: a runaway call still goes quiet
+        else:
+            bucket.spans[s.key] = s
+        self._buckets.move_to_end(cid)
         bucket.last_seen = now
         return True
+
+    def _drop_over_cap(self, cid: str, bucket: _Bucket, s: Span) -> None:
+        if bucket.over_cap is None:
+            bucket.over_cap = Counter()
+            self._counts["calls_over_cap"] += 1
+            log.warning(
+                "trace receiver: conversation %r reached the cap of %d spans per call; "
+                "further spans are dropped and counted (set %s to raise it)",
+                cid,
+                self.max_spans_per_call,
+                SPAN_CAP_ENV,
+            )
+        count_service(bucket.over_cap, s.service_name)
+        count_service(self._over_cap, s.service_name)
+        self._counts["spans_over_cap"] += 1
 
     def _maybe_evict(self, now: float) -> None:
         if now - self._last_evict < _EVICT_EVERY_S and len(self._buckets) <= self.max_instances:
@@ -382,9 +717,9 @@ class Collector:
             old, _ = self._closed.popitem(last=False)
             self._joiner.forget(old)
 
-    def _count(self, what: str) -> None:
+    def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
-            self._counts[what] += 1
+            self._counts[what] += n
 
     # --- reading ---
 
@@ -393,11 +728,21 @@ class Collector:
         return self.instance(conversation_id).spans
 
     def instance(self, conversation_id: str) -> Instance:
-        """A snapshot of one conversation (empty when nothing has arrived)."""
+        """A snapshot of one conversation (empty when nothing has arrived); marked
+        incomplete, with the reason, if spans were dropped over the cap of spans per call."""
+        over: Counter[str] | None = None
         with self._lock:
             bucket = self._buckets.get(conversation_id)
             spans = tuple(bucket.spans.values()) if bucket is not None else ()
-        return Instance(conversation_id=conversation_id, spans=spans)
+            if bucket is not None and bucket.over_cap:
+                over = Counter(bucket.over_cap)
+        inst = Instance(conversation_id=conversation_id, spans=spans)
+        if over:
+            n = sum(over.values())
+            inst = inst.marked_incomplete(
+                over_cap_reason(n, self.max_spans_per_call, _most_first(over))
+            )
+        return inst
 
     def adopt_parked(self) -> int:
         """Give each waiting span with an adoptable key (``gen_ai.conversation.id``, the
@@ -453,6 +798,25 @@ class Collector:
         with self._lock:
             return self._closed.get(conversation_id, 0)
 
+    def spans_over_cap(self, conversation_id: str) -> int:
+        """Spans of ``conversation_id`` dropped over the cap of spans per call (while the
+        receiver holds it)."""
+        with self._lock:
+            bucket = self._buckets.get(conversation_id)
+            return sum(bucket.over_cap.values()) if bucket and bucket.over_cap else 0
+
+    def trace_report(self) -> SessionTraceReport:
+        """What this receiver got that is in no call's Instance: spans that matched no
+        call, spans that came after their call was scored, spans over the cap."""
+        with self._lock:
+            return SessionTraceReport(
+                self._joiner.unmatched(),
+                self._counts["late"],
+                over_cap=_most_first(self._over_cap),
+                over_cap_calls=self._counts["calls_over_cap"],
+                span_cap=self.max_spans_per_call,
+            )
+
     @property
     def stats(self) -> CollectorStats:
         with self._lock:
@@ -468,6 +832,12 @@ class Collector:
                 evicted_instances=k["evicted_instances"],
                 unmatched_dropped=self._joiner.unmatched().dropped,
                 late=k["late"],
+                spans_over_cap=k["spans_over_cap"],
+                calls_over_cap=k["calls_over_cap"],
+                throttled=k["throttled"],
+                timed_out=k["timed_out"],
+                inflight_bytes=self._budget.held,
+                decoding=k["decoding"],
             )
 
     def _quiet_s(self, cid: str) -> float:
@@ -528,6 +898,7 @@ class Collector:
                 self._pins[cid] -= 1
                 if self._pins[cid] <= 0:
                     del self._pins[cid]
+                    self._events.pop(cid, None)  # a wait that timed out leaves none behind
 
     async def instance_ready(
         self,
@@ -578,7 +949,7 @@ class Collector:
                 else f"{layer} layer did not complete within {_fmt_s(timeout)}"
                 for layer in missing
             ]
-            return inst.marked_incomplete("; ".join(parts))
+            return _also_incomplete(inst, "; ".join(parts))
 
         return await self._wait(conversation_id, check, timeout, on_timeout)
 
@@ -594,7 +965,7 @@ class Collector:
             return bool(predicate(inst)), None
 
         def on_timeout(inst: Instance) -> Instance:
-            return inst.marked_incomplete(f"condition not met within {_fmt_s(timeout)}")
+            return _also_incomplete(inst, f"condition not met within {_fmt_s(timeout)}")
 
         return await self._wait(conversation_id, check, timeout, on_timeout)
 
@@ -682,6 +1053,9 @@ class CollectorThread:
     def unmatched(self) -> UnmatchedReport:
         return self.collector.unmatched()
 
+    def trace_report(self) -> SessionTraceReport:
+        return self.collector.trace_report()
+
     def stop(self, timeout: float = 5.0) -> None:
         if not self._thread.is_alive():
             return
@@ -707,12 +1081,15 @@ class _UnsupportedEncoding(ValueError):
 
 
 def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body inflated (``body`` itself when not compressed), at most ``limit`` bytes."""
     enc = (encoding or "").strip().lower()
     if enc in ("", "identity"):
+        if len(body) > limit:
+            raise _BodyTooLarge(f"body of {len(body)} bytes is larger than {limit} bytes")
         return body
     if enc not in ("gzip", "x-gzip", "deflate"):
         raise _UnsupportedEncoding(
-            f"unsupported content encoding {encoding!r}: send gzip or no compression"
+            f"unsupported content encoding {encoding!r}: send gzip, deflate or no compression"
         )
     wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
     d = zlib.decompressobj(wbits)
@@ -727,24 +1104,60 @@ def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-def _text(status: int, reason: str) -> IngestResult:
-    return IngestResult(status=status, body=reason.encode("utf-8"), content_type="text/plain")
+def _mime(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def _success(mime: str, decoded: Decoded) -> IngestResult:
-    rejected = len(decoded.rejected)
-    message = "; ".join(decoded.rejected[:5]) if rejected else ""
-    if mime == _PROTOBUF:
-        resp = ExportTraceServiceResponse()
-        if rejected:
-            resp.partial_success.rejected_spans = rejected
-            resp.partial_success.error_message = message
-        body = resp.SerializeToString()
-    else:
-        doc: dict[str, Any] = {}
-        if rejected:
-            doc["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": message}
-        body = json.dumps(doc).encode()
+def _reply_type(content_type: str | None) -> str:
+    """The encoding of the answer: the request's, protobuf when it is neither of ours."""
+    return _JSON if _mime(content_type) == _JSON else _PROTOBUF
+
+
+def _check_type(content_type: str | None, reply: str) -> IngestResult | None:
+    if _mime(content_type) in (_PROTOBUF, _JSON):
+        return None
+    return _failure(
+        415, f"unsupported content type {content_type!r}: send {_PROTOBUF} or {_JSON}", reply
+    )
+
+
+def _encode(message: Any, mime: str) -> bytes:
+    if mime == _JSON:
+        return json.dumps(json_format.MessageToDict(message)).encode()
+    return message.SerializeToString()
+
+
+def _failure(
+    status: int,
+    message: str,
+    mime: str,
+    *,
+    bad: tuple[str, str] | None = None,
+    retry_after: int | None = None,
+) -> IngestResult:
+    """An OTLP/HTTP failure: a ``google.rpc.Status`` in ``mime``; ``bad`` (field path,
+    description) adds a ``google.rpc.BadRequest`` to its details."""
+    st = status_pb2.Status(code=_RPC_CODES.get(status, code_pb2.UNKNOWN), message=message)
+    if bad is not None:
+        detail = error_details_pb2.BadRequest()
+        detail.field_violations.add(field=bad[0], description=bad[1])
+        st.details.add().Pack(detail)
+    return IngestResult(status, _encode(st, mime), mime, message=message, retry_after=retry_after)
+
+
+def _success(mime: str, decoded: Decoded, over_cap: int, message: str) -> IngestResult:
+    """An ``ExportTraceServiceResponse``; a partial success when spans were rejected (bad
+    ids) or dropped over the cap (``over_cap``), with ``message`` saying why."""
+    rejected = len(decoded.rejected) + over_cap
+    resp = ExportTraceServiceResponse()
+    if rejected:
+        resp.partial_success.rejected_spans = rejected
+        resp.partial_success.error_message = message
     return IngestResult(
-        status=200, body=body, content_type=mime, accepted=len(decoded.spans), rejected=rejected
+        status=200,
+        body=_encode(resp, mime),
+        content_type=mime,
+        accepted=len(decoded.spans) - over_cap,
+        rejected=rejected,
+        message=message if rejected else "",
     )

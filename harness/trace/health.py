@@ -14,15 +14,36 @@ from harness.trace.instance import NO_TRACE, Instance, TraceState
 from harness.trace.join import UnmatchedReport
 
 __all__ = [
+    "SPAN_CAP_ENV",
     "ExportSetup",
     "SessionTraceReport",
     "TraceHealth",
     "no_root_reason",
     "no_trace_reason",
+    "over_cap_reason",
 ]
 
 ONE_LINE = "import harness_instrument.autoconfigure"
 """The one line an agent adds to export its spans from the standard OTEL_* variables."""
+
+SPAN_CAP_ENV = "HARNESS_MAX_SPANS_PER_CALL"
+"""Sets the trace receiver's cap on spans per call (:class:`~harness.trace.collector.Collector`)."""
+
+
+def _services(by_service: Iterable[tuple[str, int]], limit: int = 5) -> str:
+    items = list(by_service)
+    text = ", ".join(f"{name}: {n}" for name, n in items[:limit])
+    return text + (f", ... {len(items) - limit} more" if len(items) > limit else "")
+
+
+def over_cap_reason(dropped: int, cap: int, by_service: Iterable[tuple[str, int]]) -> str:
+    """Why an Instance is incomplete when its call sent more spans than the receiver keeps."""
+    return (
+        f"{dropped} span{'s' if dropped != 1 else ''} dropped over the cap of {cap} spans per "
+        f"call (from {_services(by_service)}): the trace is cut short. Raise the cap with "
+        f"{SPAN_CAP_ENV}=<spans> (or Collector(max_spans_per_call=...)), or find why the agent "
+        "sends so many"
+    )
 
 
 @dataclass(frozen=True)
@@ -145,9 +166,28 @@ class SessionTraceReport:
 
     unmatched: UnmatchedReport
     late_spans: int = 0
+    over_cap: tuple[tuple[str, int], ...] = ()
+    """Spans dropped because their call had reached the receiver's cap of spans per call,
+    by service (most first)."""
+    over_cap_calls: int = 0
+    """Calls that reached the cap (each is marked incomplete)."""
+    span_cap: int = 0
+    """The cap in force (spans per call)."""
+
+    @property
+    def over_cap_spans(self) -> int:
+        return sum(n for _, n in self.over_cap)
 
     def lines(self) -> list[str]:
         out = []
+        if self.over_cap_spans:
+            n, calls = self.over_cap_spans, self.over_cap_calls
+            out.append(
+                f"{n} span{'s' if n != 1 else ''} dropped over the cap of {self.span_cap} spans "
+                f"per call, in {calls} call{'s' if calls != 1 else ''} "
+                f"(from {_services(self.over_cap)}): those calls are marked incomplete; raise "
+                f"the cap with {SPAN_CAP_ENV}=<spans>"
+            )
         if self.unmatched.total:
             out.append(
                 f"{self.unmatched.describe()}: they carry no conversation.id and none of the "
@@ -168,12 +208,16 @@ class SessionTraceReport:
             "dropped": u.dropped,
             "by_service": [list(x) for x in u.by_service],
             "late_spans": self.late_spans,
+            "over_cap": [list(x) for x in self.over_cap],
+            "over_cap_calls": self.over_cap_calls,
+            "span_cap": self.span_cap,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> SessionTraceReport:
         by_service = data.get("by_service") or []
-        assert isinstance(by_service, list)
+        over_cap = data.get("over_cap") or []
+        assert isinstance(by_service, list) and isinstance(over_cap, list)
         return cls(
             UnmatchedReport(
                 parked=int(data.get("parked", 0)),  # type: ignore[arg-type]
@@ -181,17 +225,33 @@ class SessionTraceReport:
                 by_service=tuple((str(k), int(v)) for k, v in by_service),
             ),
             late_spans=int(data.get("late_spans", 0)),  # type: ignore[arg-type]
+            over_cap=tuple((str(k), int(v)) for k, v in over_cap),
+            over_cap_calls=int(data.get("over_cap_calls", 0)),  # type: ignore[arg-type]
+            span_cap=int(data.get("span_cap", 0)),  # type: ignore[arg-type]
         )
 
     @classmethod
     def merged(cls, reports: Iterable[SessionTraceReport]) -> SessionTraceReport:
         """The reports of several pytest-xdist workers as one."""
-        parked = dropped = late = 0
+        parked = dropped = late = calls = cap = 0
         services: Counter[str] = Counter()
+        capped: Counter[str] = Counter()
         for r in reports:
             parked += r.unmatched.parked
             dropped += r.unmatched.dropped
             late += r.late_spans
             services.update(dict(r.unmatched.by_service))
-        ordered = tuple(sorted(services.items(), key=lambda kv: (-kv[1], kv[0])))
-        return cls(UnmatchedReport(parked, dropped, ordered), late)
+            capped.update(dict(r.over_cap))
+            calls += r.over_cap_calls
+            cap = max(cap, r.span_cap)
+        return cls(
+            UnmatchedReport(parked, dropped, _most_first(services)),
+            late,
+            over_cap=_most_first(capped),
+            over_cap_calls=calls,
+            span_cap=cap,
+        )
+
+
+def _most_first(counts: Counter[str]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

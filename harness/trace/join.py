@@ -16,6 +16,11 @@ A span that joins nothing yet is parked (bounded, oldest first out) and released
 a key or trace it carries becomes known, so arrival order never changes the outcome.
 Parked spans that are dropped are counted by service: nothing is thrown away silently.
 
+Everything a sender controls is bounded: the parked spans (``max_parked``), the keys and
+traces learned per conversation (``max_keys``: a conversation that keeps sending new
+traces, before or after it closed, cannot grow the tables) and the service names counted
+(:data:`MAX_SERVICES`, the rest under :data:`OTHER_SERVICES`).
+
 :class:`Joiner` is incremental; the collector feeds it live, and
 :func:`harness.trace.otlp.group_by_conversation` feeds it a whole file. With
 ``adopt=True`` (files, production ingest) a parked span whose ``gen_ai.conversation.id`` or
@@ -31,10 +36,32 @@ from dataclasses import dataclass
 from harness.trace import conventions as c
 from harness.trace.instance import Span, prefer
 
-__all__ = ["Assignment", "Joiner", "UnmatchedReport", "join_values"]
+__all__ = [
+    "MAX_SERVICES",
+    "OTHER_SERVICES",
+    "Assignment",
+    "Joiner",
+    "UnmatchedReport",
+    "count_service",
+    "join_values",
+]
 
 Assignment = tuple[str, Span]
 """A span and the conversation it joined."""
+
+MAX_SERVICES = 100
+"""Distinct service names counted apart; spans of further services count under
+:data:`OTHER_SERVICES` (the names come from the senders)."""
+OTHER_SERVICES = "(other services)"
+
+
+def count_service(counter: Counter[str], name: str | None, n: int = 1) -> None:
+    """Add ``n`` spans of service ``name`` (``"?"`` when None) to ``counter``, which keeps at
+    most :data:`MAX_SERVICES` names besides :data:`OTHER_SERVICES`."""
+    key = name or "?"
+    if key not in counter and len(counter) >= MAX_SERVICES:
+        key = OTHER_SERVICES
+    counter[key] += n
 
 
 def join_values(span: Span) -> tuple[str, ...]:
@@ -86,9 +113,14 @@ class UnmatchedReport:
 class Joiner:
     """Assigns spans to conversations; see the module docstring for the rules."""
 
-    def __init__(self, *, adopt: bool = False, max_parked: int = 10_000) -> None:
+    def __init__(
+        self, *, adopt: bool = False, max_parked: int = 10_000, max_keys: int | None = None
+    ) -> None:
         self.adopt = adopt
         self.max_parked = max_parked
+        self.max_keys = max_keys
+        """Join-key values and trace ids learned from one conversation's spans at most
+        (None: no bound). The ids a call is registered with are always kept."""
         self._alias: dict[str, str] = {}
         self._trace_owner: dict[str, str] = {}
         self._owned: dict[str, tuple[set[str], set[str]]] = {}  # cid -> (aliases, traces)
@@ -107,7 +139,7 @@ class Joiner:
         out: list[Assignment] = []
         for key in keys:
             if key:
-                self._bind(key, conversation_id, self._alias, 0, out)
+                self._bind(key, conversation_id, self._alias, 0, out, bounded=False)
         return self._drain(out)
 
     def forget(self, conversation_id: str) -> None:
@@ -186,7 +218,7 @@ class Joiner:
     def unmatched(self) -> UnmatchedReport:
         by_service = Counter(self._dropped)
         for s in self._parked.values():
-            by_service[s.service_name or "?"] += 1
+            count_service(by_service, s.service_name)
         return UnmatchedReport(
             parked=len(self._parked),
             dropped=sum(self._dropped.values()),
@@ -202,11 +234,16 @@ class Joiner:
         table: dict[str, str],
         kind: int,
         out: list[Assignment],
+        *,
+        bounded: bool = True,
     ) -> None:
         if key in table:
             return
+        owned = self._owned.setdefault(cid, (set(), set()))
+        if bounded and self.max_keys is not None and len(owned[0]) + len(owned[1]) >= self.max_keys:
+            return  # its spans still join by conversation.id and the keys already known
         table[key] = cid
-        self._owned.setdefault(cid, (set(), set()))[kind].add(key)
+        owned[kind].add(key)
         for pkey in self._waiting.pop(key, ()):
             span = self._unpark(pkey)
             if span is not None:
@@ -262,4 +299,4 @@ class Joiner:
     def _drop(self, key: tuple[str, str]) -> None:
         span = self._unpark(key)
         if span is not None:
-            self._dropped[span.service_name or "?"] += 1
+            count_service(self._dropped, span.service_name)

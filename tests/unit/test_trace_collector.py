@@ -12,6 +12,8 @@ import urllib.request
 
 import aiohttp
 import pytest
+from google.protobuf import json_format
+from google.rpc import status_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -70,6 +72,14 @@ def pb(spans: list[Span]) -> bytes:
 
 def js(spans: list[Span]) -> bytes:
     return json.dumps(spans_to_json(spans)).encode()
+
+
+def status_of(body: bytes, content_type: str) -> status_pb2.Status:
+    """An OTLP/HTTP failure body, decoded in the encoding it says it has."""
+    if content_type.startswith(JSON):
+        return json_format.Parse(body, status_pb2.Status())
+    assert content_type.startswith(PB), content_type
+    return status_pb2.Status.FromString(body)
 
 
 def free_port() -> int:
@@ -376,7 +386,7 @@ def test_wait_for_a_predicate_and_late_spans_still_land():
 
 
 def test_http_server_answers_otlp_requests():
-    async def main() -> list[tuple[int, bytes]]:
+    async def main() -> list[tuple[int, bytes, str]]:
         async with Collector() as col:
             assert col.endpoint.startswith("http://127.0.0.1:")
             out = []
@@ -391,14 +401,21 @@ def test_http_server_answers_otlp_requests():
                     (b"{}", {"Content-Type": "text/plain"}),
                 ]:
                     async with http.post(col.traces_url, data=body, headers=headers) as resp:
-                        out.append((resp.status, await resp.read()))
+                        out.append((resp.status, await resp.read(), resp.content_type))
             assert len(col.spans("c-1")) == 2
         return out
 
     results = asyncio.run(main())
-    assert [status for status, _ in results] == [200, 200, 400, 415]
-    assert b"malformed" in results[2][1]
-    assert b"unsupported content type" in results[3][1]
+    assert [(status, ctype) for status, _, ctype in results] == [
+        (200, PB),
+        (200, JSON),
+        (400, PB),
+        (415, PB),  # neither of ours: the specification's default encoding
+    ]
+    assert ExportTraceServiceResponse.FromString(results[0][1]) == ExportTraceServiceResponse()
+    assert json.loads(results[1][1]) == {}
+    assert status_of(results[2][1], PB).message.startswith("malformed")
+    assert status_of(results[3][1], PB).message.startswith("unsupported content type")
 
 
 def _post(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
@@ -407,6 +424,7 @@ def _post(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
+        assert e.headers["Content-Type"].startswith(content_type)
         return e.code, e.read()
 
 
@@ -427,7 +445,7 @@ def test_the_http_receiver_survives_garbage(threaded, body, content_type):
     status, reply = _post(threaded.traces_url, body, content_type)
     assert status in (200, 400)
     if status == 400:
-        assert reply.startswith(b"malformed")
+        assert status_of(reply, content_type).message.startswith("malformed")
     ok, _ = _post(threaded.traces_url, pb([span(1, cid="alive")]), PB)
     assert ok == 200
 
