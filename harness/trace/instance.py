@@ -40,14 +40,14 @@ _MATCH_BEFORE_NS = 500_000_000
 _MATCH_AFTER_NS = 3 * _NS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SpanEvent:
     name: str
     time_ns: int
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SpanLink:
     trace_id: str
     span_id: str
@@ -56,7 +56,7 @@ class SpanLink:
     flags: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Span:
     """One finished span, as received: ids in lowercase hex, times in Unix nanoseconds.
 

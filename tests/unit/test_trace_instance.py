@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from harness.trace import conventions as c
@@ -266,7 +267,7 @@ def test_instance_deduplicates_and_orders_spans():
 
 def test_duplicates_that_differ_resolve_the_same_whatever_the_order():
     s = mk("agent_turn", 1, 2)
-    richer = Span(**{**s.__dict__, "end_ns": s.end_ns + 5, "attributes": {**s.attributes, "x": 1}})
+    richer = replace(s, end_ns=s.end_ns + 5, attributes={**s.attributes, "x": 1})
     assert Instance(CID, (s, richer)).spans == Instance(CID, (richer, s)).spans == (richer,)
 
 
