@@ -112,9 +112,12 @@ def cmd_incident_import(args: argparse.Namespace) -> int:
         audio_dir=Path(args.audio_dir),
         redact=not args.no_redact,
         redaction_config=RedactionConfig(
-            names=tuple(args.redact_name), replay_values=_replay_values(args.replay_value)
+            names=tuple(args.redact_name),
+            keep_names=tuple(args.keep_name),
+            replay_values=_replay_values(args.replay_value),
         ),
         expected=_json_arg(args.expected),
+        conversation_id=args.conversation_id,
         overwrite=args.force,
     )
     print(result.describe())
@@ -475,9 +478,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--caller-channel", type=int, default=None, help="caller channel (0=left)")
     imp.add_argument("--id", default=None, help="incident id, e.g. INC-123")
     imp.add_argument(
+        "--conversation-id",
+        default=None,
+        help="the call to import, when the export holds several",
+    )
+    imp.add_argument(
         "--expected", default=None, help='end state as JSON, e.g. {"tool_called": "x"}'
     )
     imp.add_argument("--redact-name", action="append", default=[], help="a name to redact")
+    imp.add_argument(
+        "--keep-name",
+        action="append",
+        default=[],
+        help="a name never redacted, e.g. the clinic's own 'Dr Chen' (repeatable)",
+    )
     imp.add_argument("--no-redact", action="store_true", help="write personal data as is")
     imp.add_argument(
         "--replay-value",

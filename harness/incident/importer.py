@@ -41,6 +41,7 @@ from harness.incident.classify import (
     find_failures,
     load_rules,
 )
+from harness.incident.conversations import load_conversation, shown_id
 from harness.incident.errors import IncidentError
 from harness.incident.estimate import (
     ConditionsEstimate,
@@ -51,6 +52,7 @@ from harness.incident.estimate import (
     read_recording,
     write_wav,
 )
+from harness.incident.filenames import safe_id
 from harness.incident.fixture import FixtureSpec, FixtureTurn, check_fixture, render_fixture
 from harness.incident.redact import KINDS, Redacted, RedactionConfig, Redactor
 from harness.trace import conventions as c
@@ -184,28 +186,6 @@ def _num(v: Any) -> float | None:
         return None
     f = float(v)
     return f if math.isfinite(f) else None
-
-
-def _load(trace: Path, conversation_id: str | None) -> Any:
-    from harness.trace.otlp import load_instance
-
-    if trace.is_dir():
-        if not (trace / "trace.jsonl").is_file():
-            raise IncidentError("no trace.jsonl in this directory", file=trace)
-    elif not trace.is_file():
-        raise IncidentError("trace file not found", file=trace)
-    try:
-        return load_instance(trace, conversation_id)
-    except ScenarioError as e:
-        raise IncidentError(e.reason, file=e.file or trace, line=e.line, field=e.field) from None
-    except HarnessError as e:
-        raise IncidentError(str(e), file=trace) from None
-    except RecursionError:
-        raise IncidentError("the trace is nested too deeply to read", file=trace) from None
-    except Exception as e:  # a foreign file the OTLP reader trips on: still a clear error
-        raise IncidentError(
-            f"not an OTLP JSON-lines trace export ({type(e).__name__}: {e})", file=trace
-        ) from None
 
 
 def _check_forest(instance: Any, trace: Path) -> None:
@@ -542,7 +522,7 @@ def _iso(dt: datetime) -> str:
 
 
 class _NoRedaction(Redactor):
-    def find(self, text: str) -> list[Any]:  # type: ignore[override]
+    def find(self, text: str, *, speaker: Any = "caller") -> list[Any]:
         return []
 
 
@@ -578,15 +558,61 @@ def _place_recording(
     return rec.with_start(rec.start + shift), f", aligned by {shift:+.2f} s to the user_turn spans"
 
 
-def _learn(redactor: Redactor, turns: list[_CallerTurn], instance: Any) -> None:
-    """Teach the redactor the call's names and personal values before anything is redacted."""
+_CALLER_KEYS = frozenset({c.LK_PII_USER_TRANSCRIPT, c.LK_PII_USER_INPUT, WORD_TEXT})
+_AGENT_KEYS = frozenset({c.LK_PII_RESPONSE_TEXT, c.LK_PII_TTS_INPUT_TEXT})
+_TOOL_KEYS = frozenset({c.LK_PII_FUNCTION_TOOL_ARGUMENTS, c.LK_PII_FUNCTION_TOOL_OUTPUT})
+
+
+def _learn_payload(redactor: Redactor, payload: Any) -> None:
+    """A tool's arguments or result: JSON (personal keys and every string) or plain text."""
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            redactor.learn_text(payload, speaker="system")
+            return
+    redactor.learn_arguments(payload)
+
+
+def _learn(
+    redactor: Redactor, turns: list[_CallerTurn], greeting: _CallerTurn | None, instance: Any
+) -> None:
+    """Teach the redactor the call's names and personal values before anything is redacted:
+    every caller turn (with the agent's question it answers), every agent reply, tool
+    arguments and results, span status messages and the spans' other user-data attributes."""
+    asked = greeting.agent_said if greeting is not None else None
+    if asked:
+        redactor.learn_text(asked, speaker="agent")
     for t in turns:
-        redactor.learn_text(t.text or "")
+        heard = " ".join(w for w, _, _ in t.words)
+        for text in (t.text, heard):
+            if text:
+                redactor.learn_text(text, speaker="caller", asked=asked)
+        if t.agent_said:
+            redactor.learn_text(t.agent_said, speaker="agent")
+        asked = t.agent_said
+    asked = None
+    for turn in instance.turns:
+        for text in (turn.caller_said, turn.agent_heard):
+            if text:
+                redactor.learn_text(text, speaker="caller", asked=asked)
+        if turn.agent_said:
+            redactor.learn_text(turn.agent_said, speaker="agent")
+        asked = turn.agent_said
     for tc in instance.tool_calls:
-        if isinstance(tc.arguments, str):
-            redactor.learn_text(tc.arguments)
-        else:
-            redactor.learn_arguments(tc.arguments)
+        _learn_payload(redactor, tc.arguments)
+        if tc.output:
+            _learn_payload(redactor, tc.output)
+    for span in instance.spans:
+        if span.status_message:
+            redactor.learn_text(span.status_message, speaker="system")
+        for key, value in span.attributes.items():
+            if not isinstance(value, str) or not c.is_pii(key) or key in _TOOL_KEYS:
+                continue
+            if "chat_ctx" in key:
+                continue  # the whole prompt: instructions, not this call's data
+            speaker = "caller" if key in _CALLER_KEYS else "agent" if key in _AGENT_KEYS else None
+            redactor.learn_text(value, speaker=speaker or "system")
 
 
 @dataclass
@@ -622,7 +648,7 @@ def _build_turns(
         trailing: list[str] = []
         if prev is not None and prev.agent_said:
             who = "agent (greeting)" if prev is greeting else "agent"
-            said = redactor.redact(prev.agent_said).text
+            said = redactor.redact(prev.agent_said, speaker="agent").text
             notes.append(f"{who}: {json.dumps(said, ensure_ascii=False)}")
         if t.kind == "silence":
             length = 0 if t.start is None or t.end is None else _ms(max(0.0, t.end - t.start))
@@ -738,7 +764,8 @@ def import_incident(
     """Turn one call's trace (and recording) into ``<out_dir>/<ID>.yaml`` and its turn WAVs.
 
     ``trace``: an OTLP JSON-lines export, or an instance directory (``trace.jsonl`` and
-    ``caller.json``). ``conversation_id`` picks a call in a file holding several.
+    ``caller.json``). ``conversation_id`` picks a call in a file holding several (its id,
+    or the redacted form the error listing them printed; ``--conversation-id``).
     ``recording``: the call's WAV (default: the instance's own recording, if any);
     ``caller_channel`` picks its caller channel (default 0; a mono file is used as is).
     ``recording_start``: the epoch time of the recording's first sample; without it, the
@@ -748,6 +775,8 @@ def import_incident(
     :meth:`harness.evaluators.task.EndState.parse` reads), for ``task_completion``.
     ``scores``: Scores already computed for this call (then nothing is re-evaluated).
     ``rules``: a classification table other than the built-in one.
+    An ``incident_id`` holding personal data is renamed (``sip_5558675309`` ->
+    ``sip_PHONE``, with a warning): it names files.
     Raises :class:`IncidentError`; nothing is written then.
     """
     trace = Path(trace)
@@ -771,14 +800,14 @@ def import_incident(
         raise IncidentError(f"caller_channel={caller_channel!r}: a channel index, 0 or more")
     table = rules or load_rules()
 
-    instance = _load(trace, conversation_id)
+    instance = load_conversation(trace, conversation_id)
     if not instance.spans:
         raise IncidentError("no spans for this conversation", file=trace)
     _check_forest(instance, trace)
     turns, greeting, from_side = _caller_turns(instance)
     if not turns:
         raise IncidentError(
-            f"no user turns: conversation {instance.conversation_id!r} has no "
+            f"no user turns: conversation {shown_id(instance.conversation_id)!r} has no "
             f"{c.SPAN_USER_TURN!r} spans"
             + ("" if from_side else " (and no caller side-file)")
             + ", so there is nothing for a caller to say",
@@ -805,20 +834,32 @@ def import_incident(
     if not findings:
         warnings.append("no evaluator failed on this call; it was imported as reported")
 
+    occurred = datetime.fromtimestamp(min(s.start_ns for s in instance.spans) / _NS, UTC)
+    imported = (now or datetime.now(UTC)).astimezone(UTC)
+
     # redaction: learn names and personal values from the whole call first
-    redactor = Redactor(redaction_config) if redact else _NoRedaction(RedactionConfig())
+    config = redaction_config or RedactionConfig()
+    if config.reference_date is None:
+        config = replace(config, reference_date=occurred.date())
+    redactor = Redactor(config) if redact else _NoRedaction(config)
     if not redact:
         warnings.append(
             "PII redaction is OFF: the fixture and its audio may hold personal data; "
             "do not commit them"
         )
-    _learn(redactor, turns, instance)
+    _learn(redactor, turns, greeting, instance)
 
-    occurred = datetime.fromtimestamp(min(s.start_ns for s in instance.spans) / _NS, UTC)
-    imported = (now or datetime.now(UTC)).astimezone(UTC)
     trace_id = _trace_id(instance)
-    cid = redactor.redact(instance.conversation_id).text
-    incident_id = incident_id or _default_id(occurred, trace_id, instance.conversation_id)
+    cid = redactor.redact(instance.conversation_id, speaker="system").text
+    if incident_id is None:
+        incident_id = _default_id(occurred, trace_id, instance.conversation_id)
+    elif redact:
+        incident_id, kinds = safe_id(incident_id, redactor)
+        if kinds:
+            warnings.append(
+                f"the incident id held personal data ({', '.join(kinds)}); the fixture is "
+                f"named {incident_id} instead"
+            )
     scenario_path = out_dir / f"{incident_id}.yaml"
     turn_audio_dir = audio_root / incident_id
     if not overwrite:
@@ -828,7 +869,7 @@ def import_incident(
                     "already exists; pass another --id, or --force to overwrite it", file=p
                 )
 
-    fill_kind = (redaction_config or RedactionConfig()).audio_fill
+    fill_kind = config.audio_fill
     built = _build_turns(
         turns, greeting, rec, redactor, fill_kind, out_dir, turn_audio_dir, warnings
     )
@@ -840,7 +881,7 @@ def import_incident(
     )
     footer = ()
     if turns[-1].agent_said:
-        said = redactor.redact(turns[-1].agent_said).text
+        said = redactor.redact(turns[-1].agent_said, speaker="agent").text
         footer = (f"agent: {json.dumps(said, ensure_ascii=False)}",)
     counts = dict(redactor.counts)  # every string is redacted by now
 
@@ -853,7 +894,7 @@ def import_incident(
     if findings:
         header.append("Failed on the production call:")
         for f in findings:
-            detail = redactor.redact(f.detail, count=False).text if f.detail else ""
+            detail = f.detail and redactor.redact(f.detail, count=False, speaker="agent").text
             header.append(f"  - {f.describe()}" + (f": {detail}" if detail else ""))
     else:
         header.append("No evaluator failed on the production call; imported as reported.")
@@ -867,7 +908,7 @@ def import_incident(
     else:
         header.append("PII REDACTION WAS OFF: this file and its audio may hold personal data.")
     if rec is not None and built.estimate is not None:
-        rec_name = redactor.redact(rec.path.name, count=False).text
+        rec_name = redactor.redact(rec.path.name, count=False, speaker="system").text
         header.append(
             f"Caller audio: cut from {rec_name} (channel {rec.caller_channel} of "
             f"{rec.channels}{alignment})."
@@ -925,7 +966,7 @@ def import_incident(
         audio_paths=tuple(built.audio_paths),
         classification=classification,
         redactions=counts,
-        warnings=tuple(warnings),
+        warnings=tuple(redactor.redact(w, count=False, speaker="system").text for w in warnings),
         source_trace_id=trace_id,
         conversation_id=cid,
         text=text,
@@ -939,7 +980,7 @@ def _timeouts(turns: list[_CallerTurn]) -> dict[str, Any] | None:
     if len(times) < 2:
         return None
     duration = max(times) - min(times)
-    call_s = min(3600, math.ceil(duration * 1.5 + 60))
+    call_s = math.ceil(min(3600.0, duration * 1.5 + 60))  # huge times must not overflow
     return {"call_s": call_s} if call_s > 180 else None
 
 

@@ -333,8 +333,7 @@ def test_failed_tool_workflow_and_unapproved_action_become_expectations(tmp_path
             attrs[c.ACTION_APPROVAL] = "skipped"
         if s.name == "write_outbox":
             status, message = c.STATUS_ERROR, "smtp down"
-        spans.append(Span(**{**s.__dict__, "attributes": attrs, "status": status,
-                             "status_message": message}))  # fmt: skip
+        spans.append(replace(s, attributes=attrs, status=status, status_message=message))
     path = save_instance(
         type(instance)(instance.conversation_id, tuple(spans), caller=instance.caller),
         tmp_path / "inst",
@@ -463,7 +462,7 @@ def test_no_conversation_id(tmp_path):
     span = b.spans[0]
     attrs = {k: v for k, v in span.attributes.items() if k != c.CONVERSATION_ID}
     trace = tmp_path / "anon.jsonl"
-    trace.write_text(spans_to_json_lines([Span(**{**span.__dict__, "attributes": attrs})])[0])
+    trace.write_text(spans_to_json_lines([replace(span, attributes=attrs)])[0])
     raises_and_writes_nothing(tmp_path, trace, "none of its 1 spans carries conversation.id")
 
 
@@ -484,16 +483,60 @@ def test_no_transcripts_and_no_recording(tmp_path):
     raises_and_writes_nothing(tmp_path, trace, "no user transcripts")
 
 
+def _export(tmp_path: Path, *ids: str) -> Path:
+    """One export file holding a call per conversation id."""
+    spans = []
+    for k, cid in enumerate(ids):
+        spans += clinic_loop(cid, t0=T0 + 500 * k)[0].spans
+    trace = tmp_path / "export.jsonl"
+    trace.write_text("\n".join(spans_to_json_lines(spans)) + "\n")
+    return trace
+
+
 def test_several_conversations_need_a_pick(tmp_path):
-    a, _ = clinic_loop("conv-a")
-    b, _ = clinic_loop("conv-b", t0=T0 + 500)
-    trace = tmp_path / "both.jsonl"
-    trace.write_text("\n".join(spans_to_json_lines([*a.spans, *b.spans])) + "\n")
-    raises_and_writes_nothing(tmp_path, trace, "2 conversations in the file")
-    raises_and_writes_nothing(tmp_path, trace, "no spans for conversation 'conv-c'",
-                              conversation_id="conv-c")  # fmt: skip
+    trace = _export(tmp_path, "conv-a", "conv-b")
+    # the command's option and the ids found, not the library's keyword
+    err = raises_and_writes_nothing(tmp_path, trace, "2 conversations in the file")
+    assert err.field == "--conversation-id" and "conversation_id=" not in str(err)
+    assert "(conv-a, conv-b); pick one with --conversation-id ID" in str(err)
+    err = raises_and_writes_nothing(tmp_path, trace, "no conversation 'conv-c'",
+                                    conversation_id="conv-c")  # fmt: skip
+    assert str(err).endswith("--conversation-id: no conversation 'conv-c' in the file; it holds "
+                             "2: conv-a, conv-b")  # fmt: skip
     result = import_incident(trace, conversation_id="conv-b", **dirs(tmp_path / "ok"))
     assert yaml.safe_load(result.text)["incident"]["conversation_id"] == "conv-b"
+    # only that call: its trace, not the other one's
+    assert result.source_trace_id == load_instance(trace, "conv-b").spans[0].trace_id
+
+
+def test_conversation_ids_holding_a_phone_number_are_listed_redacted(tmp_path):
+    trace = _export(tmp_path, "sip_+15558675309_x7", "sip_+15551234567_q2")
+    err = raises_and_writes_nothing(tmp_path, trace, "2 conversations")
+    assert "sip_<PHONE>_q2, sip_<PHONE>_x7" in str(err)
+    assert "8675309" not in str(err) and "1234567" not in str(err)
+    # the listed form picks the call back
+    result = import_incident(trace, conversation_id="sip_<PHONE>_x7", **dirs(tmp_path / "ok"))
+    assert result.conversation_id == "sip_<PHONE>_x7"
+    assert "8675309" not in result.text
+
+
+def test_the_command_has_conversation_id(tmp_path, capsys):
+    from harness.cli import main
+
+    trace = _export(tmp_path, "conv-a", "conv-b")
+    out = tmp_path / "cli"
+    options = ["--out", str(out / "s"), "--audio-dir", str(out / "a"), "--id", "INC-7"]
+    assert main(["incident", "import", str(trace), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert "--conversation-id" in err and "conv-a, conv-b" in err
+    assert files_under(out) == []
+    code = main(["incident", "import", str(trace), "--conversation-id", "conv-a", *options])
+    assert code == 0
+    assert (
+        yaml.safe_load((out / "s" / "INC-7.yaml").read_text())["incident"]["conversation_id"]
+        == "conv-a"
+    )
 
 
 def test_unreadable_recording(tmp_path):
@@ -697,7 +740,7 @@ def test_pii_in_the_recording_name_and_conversation_id(loop_call, tmp_path):
     shutil.copy(rec, named)
     instance = load_instance(TRACE)
     spans = [
-        Span(**{**s.__dict__, "attributes": {**s.attributes, c.CONVERSATION_ID: "sip_5558675309"}})
+        replace(s, attributes={**s.attributes, c.CONVERSATION_ID: "sip_5558675309"})
         for s in instance.spans
     ]
     trace = tmp_path / "t.jsonl"
@@ -715,3 +758,115 @@ def test_an_overlong_id_is_an_error_naming_the_flag(tmp_path):
     with pytest.raises(IncidentError, match=r"--id: 300 characters; use at most 100"):
         import_incident(TRACE, incident_id="I" * 300, **dirs(tmp_path))
     assert files_under(tmp_path) == []
+
+
+# --- names and new kinds, learned from the whole call ------------------------------------------
+
+
+def _call(dialog, tmp_path: Path, *, cid: str = "conv-pii", word_turns=frozenset(), edit=None):
+    """A loop-shaped call with ``dialog``; ``edit(span)`` may rewrite spans before saving."""
+    instance, speech = clinic_loop(cid, dialog=dialog, word_turns=frozenset(word_turns))
+    spans = [edit(s) if edit else s for s in instance.spans]
+    trace = tmp_path / f"{cid}.jsonl"
+    trace.write_text("\n".join(spans_to_json_lines(spans)) + "\n")
+    return trace, instance, speech
+
+
+def test_names_only_the_agent_says_never_reach_the_fixture(tmp_path):
+    dialog = [
+        ("hi i'd like to book a cleaning", "Hello Mr. Patel, which day suits you?", None, None),
+        ("next tuesday please", "Thanks, Maria, you're booked for Tuesday at nine.", None, None),
+        ("great and can maria come too", "You're all set, Maria. Goodbye!", None, None),
+    ]  # fmt: skip
+    trace, _, _ = _call(dialog, tmp_path)
+    result = import_incident(trace, now=NOW, **dirs(tmp_path / "o"))
+    lowered = result.text.lower()
+    assert "maria" not in lowered and "patel" not in lowered
+    assert '# agent: "Thanks, <NAME>, you\'re booked for Tuesday at nine."' in result.text
+    assert '# agent (greeting): "Hello, thank you for calling Bright Smile Dental.' in result.text
+    assert "can Alex come too" in result.text  # the caller's mention, learned from the agent
+
+
+def test_personal_data_never_names_a_written_file(tmp_path):
+    dialog = [("hi my name is Maria Lopez", "Thank you. Which day?", None, None)]
+    trace, _, _ = _call(dialog, tmp_path)
+    for wanted, written in (
+        ("INC-maria-lopez", "INC-NAME"),
+        ("sip_5558675309", "sip_PHONE"),
+        ("INC-Lopez_04-07-1985", "INC-NAME_DOB"),
+        ("INC-20251113-7", "INC-20251113-7"),  # an incident's date stays
+    ):
+        result = import_incident(
+            trace, incident_id=wanted, overwrite=True, now=NOW, **dirs(tmp_path / "o")
+        )
+        assert result.incident_id == written
+        assert result.scenario_path.name == f"{written}.yaml"
+        if wanted != written:
+            assert any("the incident id held personal data" in w for w in result.warnings)
+    names = " ".join(str(p) for p in files_under(tmp_path / "o")).lower()
+    assert "maria" not in names and "lopez" not in names and "5558675309" not in names
+
+
+def test_learned_names_and_birth_dates_are_silenced_in_the_audio(tmp_path):
+    said = "yes søren kierkegaard born the fourth of july nineteen eighty five"
+    dialog = [
+        ("hi i'd like to book a cleaning", "Of course. Which day?", "check_availability", None),
+        (said, "Thank you. Anything else?", None, None),
+        ("no that's all", "Goodbye.", None, None),
+    ]
+
+    def edit(span):  # the name is only in the tool's result
+        if span.name == c.SPAN_FUNCTION_TOOL:
+            attrs = {
+                **span.attributes,
+                c.LK_PII_FUNCTION_TOOL_ARGUMENTS: '{"day": "tuesday"}',
+                c.LK_PII_FUNCTION_TOOL_OUTPUT: '{"patient": "Søren Kierkegaard"}',
+            }
+            return replace(span, attributes=attrs)
+        return span
+
+    trace, instance, speech = _call(dialog, tmp_path, word_turns={2}, edit=edit)
+    rec = stereo_recording(tmp_path / "call.wav", speech, instance, start=T0 - 1.3)
+    result = import_incident(
+        trace, recording=rec, recording_start=T0 - 1.3, now=NOW, **dirs(tmp_path / "o")
+    )
+    scenario = check_fixture(result.text)
+    assert scenario.turns[1].say == "yes Alex Doe born January 1, 1970"
+    assert result.redactions["NAME"] >= 1 and result.redactions["DOB"] == 1
+    wav = Clip.read_wav(result.audio_paths[1]).samples  # turn-2.wav, silenced word by word
+    ut = instance.find(c.SPAN_USER_TURN)[1]
+    words = [(e.attributes["word.pii.text"], e.time_ns / 1e9) for e in ut.events]
+    cut_start = ut.start_ns / 1e9 - 0.15
+    step = words[1][1] - words[0][1]
+
+    def at(k: int) -> slice:  # the middle of word k
+        t = words[k][1] - cut_start
+        return slice(round((t + 0.2 * step) * RATE), round((t + 0.7 * step) * RATE))
+
+    assert [w for w, _ in words][1:3] == ["søren", "kierkegaard"]
+    for k in range(1, len(words)):
+        if words[k][0] != "born":
+            assert not np.any(wav[at(k)]), words[k][0]  # the name and the date are gone
+    assert np.any(wav[at(0)]) and np.any(wav[at(3)])  # "yes" and "born" are kept
+
+
+def test_status_messages_teach_names_and_their_details_are_redacted(tmp_path):
+    dialog = [
+        ("hi i'd like to book a cleaning", "Of course. Which day?", None, None),
+        ("is hannah there", "Goodbye Hannah.", None, None),
+    ]
+
+    def edit(span):
+        if span.name == c.SPAN_AGENT_SESSION:
+            return replace(
+                span, status=c.STATUS_ERROR,
+                status_message="booking failed for patient Hannah Schmidt, dob 11/23/1975",
+            )  # fmt: skip
+        return span
+
+    trace, _, _ = _call(dialog, tmp_path, edit=edit)
+    result = import_incident(trace, now=NOW, **dirs(tmp_path / "o"))
+    header = " ".join(line.lstrip("# ") for line in result.text.splitlines())  # unwrapped
+    assert "agent_session: booking failed for patient <NAME>, dob <DOB>" in header
+    lowered = result.text.lower()
+    assert "hannah" not in lowered and "schmidt" not in lowered and "1975" not in lowered
