@@ -151,7 +151,8 @@ def _read(text: str, form: str) -> list[_Fields]:
 
 
 def date_candidates(text: str) -> list[DateCandidate]:
-    """Every date expression in ``text`` (normalised), the longest where two overlap."""
+    """Every date expression in ``text`` (normalised), in order; where two overlap, the
+    complete one, else the longest."""
     found: list[DateCandidate] = []
     for form, pattern in _FORMS:
         for m in pattern.finditer(text):
@@ -165,13 +166,15 @@ def date_candidates(text: str) -> list[DateCandidate]:
                     m.start(), m.end(), form, *readings[0], month_days=days, short_year=short
                 )
             )
-    found.sort(key=lambda c: (c.start, -(c.end - c.start)))
+    # where two overlap, the one that says more wins, then the longer: in "march the 4th
+    # of July 1985" the full date, not "march the 4th"
+    found.sort(key=lambda c: (-c.complete, -(c.end - c.start), c.start))
     out: list[DateCandidate] = []
     for c in found:
-        if out and c.start < out[-1].end:
+        if any(c.start < o.end and o.start < c.end for o in out):
             continue
         out.append(c)
-    return out
+    return sorted(out, key=lambda c: c.start)
 
 
 def _word_index(text: str, offset: int) -> int:
