@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scipy import stats
 
@@ -32,12 +32,16 @@ from harness.gates.model import Gate
 from harness.gates.statistics import statistic_value
 from harness.gates.store import ScoreStore
 
+if TYPE_CHECKING:
+    from harness.scoring import PathScores
+
 __all__ = [
     "BaselineComparison",
     "BaselineError",
     "compare",
     "load_baseline",
     "save_baseline",
+    "save_run_baseline",
 ]
 
 _FORMAT = "harness.baseline/1"
@@ -93,6 +97,27 @@ def save_baseline(
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def save_run_baseline(
+    run: str | os.PathLike[str], path: str | os.PathLike[str]
+) -> tuple[Path, PathScores]:
+    """Score every call of a saved run (:func:`harness.scoring.evaluate_path`: a call's
+    unreadable artifact costs that call what it holds, not the run) and save the Scores as a
+    baseline. Returns the file and what was scored (its :meth:`~PathScores.lines` say what
+    could not be read). :class:`BaselineError` when the run holds no saved call."""
+    from harness.scoring import evaluate_path
+
+    result = evaluate_path(run)
+    if result.calls == 0:
+        raise BaselineError("no saved instances (trace.jsonl) found", file=run)
+    meta = {
+        "source": str(run),
+        "calls": result.calls,
+        "artifacts_unread": result.artifact_count,
+        "data_error_calls": len(result.data_errors),
+    }
+    return save_baseline(result.store, path, meta=meta), result
 
 
 def load_baseline(path: str | os.PathLike[str]) -> ScoreStore:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError, InfrastructureError, ScenarioError
-from harness.scoring import gates_config, gates_failed, gates_report, score_path, session_verdicts
+from harness.scoring import gates_config, gates_failed, gates_report, session_verdicts
 
 
 def _progress(msg: str) -> None:
@@ -175,11 +175,15 @@ def _baseline(path: str | None):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    store, n = score_path(args.path)
-    if n == 0:
+    from harness.scoring import evaluate_path
+
+    result = evaluate_path(args.path)
+    if result.calls == 0:
         raise ScenarioError("no saved instances (trace.jsonl) found", file=args.path)
-    print(f"{n} calls from {args.path}")
-    verdicts = session_verdicts(store, gates_config(args.gates), _baseline(args.baseline))
+    print(f"{result.calls} calls from {args.path}")
+    for line in result.lines():
+        print(line)
+    verdicts = session_verdicts(result.store, gates_config(args.gates), _baseline(args.baseline))
     print(gates_report(verdicts))
     return 1 if gates_failed(verdicts) else 0
 
@@ -204,13 +208,12 @@ def cmd_gates_export(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
-    from harness.baseline import save_baseline
+    from harness.baseline import save_run_baseline
 
-    store, n = score_path(args.run)
-    if n == 0:
-        raise ScenarioError("no saved instances (trace.jsonl) found", file=args.run)
-    path = save_baseline(store, args.out, meta={"source": str(args.run), "calls": n})
-    print(f"baseline of {n} calls written to {path}")
+    path, result = save_run_baseline(args.run, args.out)
+    for line in result.lines():
+        print(line)
+    print(f"baseline of {result.calls} calls written to {path}")
     return 0
 
 

@@ -16,7 +16,7 @@ OTELCOL_BUILDER_VERSION=${OTELCOL_BUILDER_VERSION:-v0.165.0}
 TOOLS=${HARNESS_TOOLS_DIR:-$ROOT/.tools}
 VENV=${HARNESS_VENV:-$ROOT/.venv}
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k ffmpeg sox libopus0 tcpdump iproute2 prometheus prometheus-alertmanager)
+APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k ffmpeg sox libopus0 tcpdump iproute2 prometheus prometheus-alertmanager chromium chromium-driver time)
 
 say() { printf '[tools] %s\n' "$*" >&2; }
 die() { printf '[tools] ERROR: %s\n' "$*" >&2; exit 1; }

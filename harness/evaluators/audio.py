@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import struct
 import wave
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.errors import ScenarioError
 from harness.evaluators._common import number
 from harness.evaluators.base import (
     UNIT_BOOL,
@@ -28,18 +30,102 @@ if TYPE_CHECKING:
 FRAME_MS = 10
 
 
+class RecordingError(ScenarioError):
+    """A call recording the audio evaluator cannot use: names the file, what is wrong and,
+    in :attr:`fix`, what to do about it."""
+
+    def __init__(self, message: str, *, file: str | Path, fix: str | None = None) -> None:
+        self.fix = fix
+        super().__init__(message, file=file)
+
+
+_RECORDING_FIX = "copy the recording again from where the call was made, or re-run the call"
+
+
+def _data_start(path: Path) -> int | None:
+    """The byte offset of a RIFF/WAVE file's ``data`` chunk payload, or None."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            size = int.from_bytes(chunk[4:], "little")
+            pos += 8
+            if chunk[:4] == b"data":
+                return pos
+            pos += size + (size & 1)
+            f.seek(pos)
+
+
+def check_recording(path: str | Path) -> None:
+    """Raise :class:`RecordingError` unless ``path`` is a whole 16-bit stereo WAV (left:
+    caller, right: agent), as the synthetic caller writes it. Reads the header and the
+    file's size, not the audio."""
+    p = Path(path)
+    if not p.exists():
+        raise RecordingError(
+            "missing: the call's side file names this recording but there is no such file",
+            file=p,
+            fix=_RECORDING_FIX,
+        )
+    try:
+        with wave.open(str(p), "rb") as w:
+            channels, width, rate, frames = (
+                w.getnchannels(),
+                w.getsampwidth(),
+                w.getframerate(),
+                w.getnframes(),
+            )
+    except (wave.Error, EOFError, struct.error) as e:
+        raise RecordingError(
+            f"not a readable WAV file ({str(e) or 'the header is cut short'})",
+            file=p,
+            fix=_RECORDING_FIX,
+        ) from None
+    except OSError as e:
+        raise RecordingError(f"cannot read: {e.strerror or e}", file=p) from None
+    if channels != 2 or width != 2 or rate <= 0:
+        raise RecordingError(
+            f"{channels} channel(s), {8 * width}-bit, {rate} Hz: the audio evaluator reads a "
+            "16-bit stereo WAV (left: caller, right: agent) as the synthetic caller writes it",
+            file=p,
+            fix=_RECORDING_FIX,
+        )
+    try:
+        start = _data_start(p)
+        size = p.stat().st_size
+    except OSError as e:
+        raise RecordingError(f"cannot read: {e.strerror or e}", file=p) from None
+    if start is not None:
+        held = max(0, size - start) // 4
+        if held < frames:
+            raise RecordingError(
+                f"truncated: the header declares {frames / rate:.1f} s of audio, the file "
+                f"holds {held / rate:.1f} s ({size} bytes)",
+                file=p,
+                fix=_RECORDING_FIX,
+            )
+
+
 def read_stereo(path: str | Path) -> tuple[int, np.ndarray] | None:
     """``(sample_rate, samples)`` of a 16-bit stereo WAV, samples an ``(n, 2)`` int16 array
-    (column 0 left, column 1 right); None when the file is missing, unreadable, not 16-bit
-    or not two channels."""
+    (column 0 left, column 1 right); None when the file is missing, unreadable, truncated,
+    not 16-bit or not two channels (:func:`check_recording` says which)."""
     try:
         with wave.open(str(path), "rb") as w:
             if w.getnchannels() != 2 or w.getsampwidth() != 2 or w.getframerate() <= 0:
                 return None
             rate = w.getframerate()
-            data = w.readframes(w.getnframes())
-    except (OSError, EOFError, wave.Error):
+            frames = w.getnframes()
+            data = w.readframes(frames)
+    except (OSError, EOFError, wave.Error, struct.error):
         return None
+    if len(data) < frames * 4:
+        return None  # truncated: scores from part of the audio would describe another call
     pcm = np.frombuffer(data, dtype="<i2")
     return rate, pcm[: len(pcm) - len(pcm) % 2].reshape(-1, 2)
 
@@ -94,11 +180,15 @@ class AudioHealth(BaseEvaluator):
       transcript that the audio cannot have carried.
     - ``truncated_turns`` (count, per call): checked turns whose speech was truncated.
 
-    No recording, or a recording that is not 16-bit stereo WAV, gives no Score. Dead air
-    needs at least one active frame on either channel.
+    No recording, or a recording that is not 16-bit stereo WAV, gives no Score
+    (:func:`check_recording` says what is wrong with one; ``harness evaluate`` reports it).
+    Dead air needs at least one active frame on either channel.
     """
 
     name = "audio"
+    reads_recording = True
+    """Its Scores are left out, and the recording reported, when the call's recording
+    cannot be used (:func:`harness.scoring.score_call`)."""
     metrics = (
         MetricInfo("dead_air_longest", UNIT_MS, "longest silence on both channels within the call"),
         MetricInfo("dead_air_count", UNIT_COUNT, "silences on both channels of at least 3 s"),

@@ -11,17 +11,24 @@ On disk an instance is two files in one directory:
 :func:`load_instance` also reads a production export of the same format: several lines,
 resources from several services, every AnyValue type, many conversations (grouped by
 ``conversation.id``). Both files are written atomically (a temporary file, then a rename).
+
+:func:`iter_instances` gives the same Instances one at a time, for an export too large to
+hold: it reads the file twice (an index of which conversation each span joins, then the
+conversations) and, when asked, skips and counts bad lines instead of stopping
+(:class:`TraceFileReport`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +40,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from harness.errors import ScenarioError
 from harness.trace import conventions as c
-from harness.trace.instance import Instance, Span, SpanEvent, SpanLink
+from harness.trace.instance import Instance, Span, SpanEvent, SpanLink, prefer
+from harness.trace.join import _adoptable, join_values
 
 __all__ = [
     "CALLER_FILE",
@@ -41,9 +49,12 @@ __all__ = [
     "Decoded",
     "OtlpDecodeError",
     "TraceFileError",
+    "TraceFileReport",
     "group_by_conversation",
+    "iter_instances",
     "load_instance",
     "load_instances",
+    "read_side",
     "read_spans",
     "save_instance",
     "spans_from_json",
@@ -719,55 +730,91 @@ def save_instance(instance: Instance, path: str | os.PathLike[str]) -> Path:
     return trace_file
 
 
+def _decode_line(raw: bytes, path: Path, n: int) -> list[Span]:
+    """The spans of one file exporter line (``n`` counts from 1); :class:`TraceFileError`
+    naming the file, the line and the field when it is not an OTLP/JSON request."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TraceFileError(f"not UTF-8 text ({e.reason})", file=path, line=n) from None
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise TraceFileError(
+            "not an OTLP request: JSON nested too deeply", file=path, line=n
+        ) from None
+    except ValueError as e:
+        msg = getattr(e, "msg", str(e))
+        col = getattr(e, "colno", None)
+        where = f" at column {col}" if col else ""
+        raise TraceFileError(
+            f"not valid JSON ({msg}{where}); the line may be truncated or garbled",
+            file=path,
+            line=n,
+        ) from None
+    try:
+        return spans_from_json(doc, strict=True).spans
+    except RecursionError:
+        raise TraceFileError("attribute values nested too deeply", file=path, line=n) from None
+    except OtlpDecodeError as e:
+        raise TraceFileError(e.reason, file=path, line=n, field=e.path or None) from None
+
+
+def _open_trace(p: Path) -> Any:
+    try:
+        return p.open("rb")
+    except OSError as e:
+        raise TraceFileError(f"cannot read trace file: {e.strerror or e}", file=p) from None
+
+
+def _lines(f: Any, p: Path) -> Iterator[tuple[int, int, bytes]]:
+    """``(line number from 1, byte offset, bytes)`` of every line with content."""
+    offset = 0
+    n = 0
+    while True:
+        try:
+            raw = f.readline()
+        except OSError as e:
+            raise TraceFileError(
+                f"cannot read trace file: {e.strerror or e}", file=p, line=n + 1
+            ) from None
+        if not raw:
+            return
+        n += 1
+        if raw.strip():
+            yield n, offset, raw
+        offset += len(raw)
+
+
 def read_spans(path: str | os.PathLike[str]) -> list[Span]:
     """Every span of a file exporter file, in file order.
 
     Raises :class:`TraceFileError` naming the file and line of the first bad line.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise TraceFileError(f"cannot read trace file: {e.strerror or e}", file=p) from None
     spans: list[Span] = []
-    for n, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise TraceFileError(f"not UTF-8 text ({e.reason})", file=p, line=n) from None
-        try:
-            doc = json.loads(text)
-        except RecursionError:
-            raise TraceFileError(
-                "not an OTLP request: JSON nested too deeply", file=p, line=n
-            ) from None
-        except ValueError as e:
-            msg = getattr(e, "msg", str(e))
-            col = getattr(e, "colno", None)
-            where = f" at column {col}" if col else ""
-            raise TraceFileError(
-                f"not valid JSON ({msg}{where}); the line may be truncated or garbled",
-                file=p,
-                line=n,
-            ) from None
-        try:
-            spans.extend(spans_from_json(doc, strict=True).spans)
-        except RecursionError:
-            raise TraceFileError("attribute values nested too deeply", file=p, line=n) from None
-        except OtlpDecodeError as e:
-            raise TraceFileError(e.reason, file=p, line=n, field=e.path or None) from None
+    with _open_trace(p) as f:
+        for n, _, raw in _lines(f, p):
+            spans.extend(_decode_line(raw, p, n))
     return spans
 
 
-def _read_side(side_file: Path) -> dict[str, Any] | None:
+def read_side(side_file: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The side file next to a trace (``caller.json``), as a saved instance's header:
+    ``conversation_id``, ``recording``, ``complete``, ``incomplete_reason``, ``caller``.
+    None when there is none; :class:`TraceFileError` naming the file when it cannot be
+    read."""
+    side_file = Path(side_file)
     if not side_file.is_file():
         return None
     try:
         side = json.loads(side_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise TraceFileError(f"cannot read side file: {e}", file=side_file) from None
+    except RecursionError:
+        raise TraceFileError(
+            "cannot read side file: JSON nested too deeply", file=side_file
+        ) from None
     if not isinstance(side, dict):
         raise TraceFileError("expected a JSON object", file=side_file)
     if side.get("format") == _SIDE_FORMAT:
@@ -804,7 +851,7 @@ def load_instances(path: str | os.PathLike[str]) -> dict[str, Instance]:
     """Every conversation in a trace file (or an instance directory), by conversation id."""
     trace_file, side_file = _paths(path)
     spans = read_spans(trace_file)
-    side = _read_side(side_file)
+    side = read_side(side_file)
     source = trace_file.parent
     if side is not None and side.get("format") == _SIDE_FORMAT and side.get("conversation_id"):
         cid = str(side["conversation_id"])
@@ -814,12 +861,7 @@ def load_instances(path: str | os.PathLike[str]) -> dict[str, Instance]:
         raise TraceFileError("no spans in the file", file=trace_file)
     groups, unassigned = group_by_conversation(spans)
     if not groups:
-        raise TraceFileError(
-            f"none of its {len(unassigned)} spans carries {c.CONVERSATION_ID} or a room's id "
-            f"({', '.join(c.JOIN_KEYS[:3])}): export the agent's spans with livekit-agents' "
-            "tracing, or stamp conversation.id with harness_instrument",
-            file=trace_file,
-        )
+        raise _no_conversation(trace_file, len(unassigned))
     return {cid: _instance(cid, group, side, source) for cid, group in groups.items()}
 
 
@@ -845,3 +887,454 @@ def load_instance(path: str | os.PathLike[str], conversation_id: str | None = No
             file=trace_file,
         )
     return next(iter(instances.values()))
+
+
+# --- streaming a large file -------------------------------------------------------------------
+
+_PARKED = -1
+"""``conv_of`` of a span that joined no conversation (yet)."""
+_DROPPED = -2
+"""``conv_of`` of the copy of a span that lost to another copy while both waited to join."""
+_KEEP_BAD_LINES = 20
+"""Bad lines kept with their reason per file; the rest are counted."""
+
+
+@dataclass
+class TraceFileReport:
+    """What :func:`iter_instances` could not use in one trace file. Nothing is left out
+    without a count here."""
+
+    file: Path
+    spans: int = 0
+    """Spans read from the file's good lines."""
+    conversations: int = 0
+    """Instances yielded so far."""
+    bad_lines: list[TraceFileError] = field(default_factory=list)
+    """The first bad lines, each naming the file, the line and the field."""
+    bad_line_count: int = 0
+    """Every bad line (only the first few are kept in :attr:`bad_lines`)."""
+    unreadable: TraceFileError | None = None
+    """Why the file gave no conversation at all: it cannot be opened, holds no span, or
+    none of its spans joins a conversation."""
+    side_error: TraceFileError | None = None
+    """Why the side file next to it (``caller.json``) could not be read."""
+    untraced: str | None = None
+    """A call whose trace was unusable (a saved call with a bad line, or a file that gave
+    no conversation): yielded without spans under this conversation id."""
+    unjoined: dict[str, int] = field(default_factory=dict)
+    """Spans that joined no conversation, by service name (``"?"`` without one)."""
+    duplicates: int = 0
+    """Copies of a span that arrived while another copy waited to join (the same span
+    exported twice): one copy is kept, the one :func:`group_by_conversation` keeps."""
+
+    def bad_line(self, error: TraceFileError) -> None:
+        self.bad_line_count += 1
+        if len(self.bad_lines) < _KEEP_BAD_LINES:
+            self.bad_lines.append(error)
+
+    @property
+    def unjoined_spans(self) -> int:
+        return sum(self.unjoined.values())
+
+
+def _no_conversation(trace_file: Path, n: int) -> TraceFileError:
+    return TraceFileError(
+        f"none of its {n} spans carries {c.CONVERSATION_ID} or a room's id "
+        f"({', '.join(c.JOIN_KEYS[:3])}): export the agent's spans with livekit-agents' "
+        "tracing, or stamp conversation.id with harness_instrument",
+        file=trace_file,
+    )
+
+
+def iter_instances(
+    path: str | os.PathLike[str],
+    *,
+    report: TraceFileReport | None = None,
+    tolerant: bool = False,
+    fallback_id: str | None = None,
+) -> Iterator[Instance]:
+    """Every conversation in a trace file (or an instance directory), one Instance at a
+    time: the Instances of :func:`load_instances`, without holding the file.
+
+    A saved instance (its ``caller.json`` names the conversation) is read whole: it is one
+    conversation. Any other file is read twice. The first pass decodes one line at a time
+    and joins its spans by the rules of :func:`group_by_conversation`, keeping an index
+    only (a conversation number per span, a byte offset per line, and the join keys of the
+    spans still waiting to join); the second decodes the lines again and yields each
+    conversation after its last line. Memory is bounded by the conversations whose spans
+    are spread over the same stretch of the file (for an export in time order: the calls
+    that were in progress at once), not by the file.
+
+    Strict (the default), the first bad line raises :class:`TraceFileError`, as
+    :func:`load_instances` does. ``tolerant``: a bad line is skipped and counted in
+    ``report`` (which conversations its spans belonged to cannot be known); a saved call
+    with a bad line is yielded without spans, since a per-call score from part of a trace
+    could pass where the whole would fail (``report.untraced`` names it); an unreadable
+    side file is reported and left out. With ``fallback_id``, a file that gives no
+    conversation (it cannot be opened, holds no span, or none of its spans joins one)
+    yields one Instance without spans instead of raising, named by the side file's
+    conversation id, else ``fallback_id``: a call directory whose trace is unusable.
+    """
+    trace_file, side_file = _paths(path)
+    rep = report if report is not None else TraceFileReport(trace_file)
+    source = trace_file.parent
+    try:
+        side = read_side(side_file)
+    except TraceFileError as e:
+        if not tolerant:
+            raise
+        rep.side_error = e
+        side = None
+    if side is not None and side.get("format") == _SIDE_FORMAT and side.get("conversation_id"):
+        yield _saved_call(trace_file, side, source, rep, tolerant)
+        return
+    try:
+        index = _Index(trace_file, rep, tolerant)
+        if index.spans == 0:
+            bad = (
+                f" that can be read ({rep.bad_line_count} bad lines)" if rep.bad_line_count else ""
+            )
+            raise TraceFileError(f"no spans in the file{bad}", file=trace_file)
+        if not index.cids:
+            raise _no_conversation(trace_file, index.spans)
+    except TraceFileError as e:
+        if fallback_id is None or (not tolerant and e.line is not None):
+            raise
+        rep.unreadable = e
+        cid = str(side["conversation_id"]) if side and side.get("conversation_id") else fallback_id
+        rep.untraced = cid
+        yield _instance(cid, (), side, source).marked_incomplete(f"trace unusable: {e}")
+        return
+    yield from index.instances(side, source)
+
+
+def _saved_call(
+    trace_file: Path, side: Mapping[str, Any], source: Path, rep: TraceFileReport, tolerant: bool
+) -> Instance:
+    cid = str(side["conversation_id"])
+    spans: list[Span] = []
+    try:
+        with _open_trace(trace_file) as f:
+            for n, _, raw in _lines(f, trace_file):
+                try:
+                    spans.extend(_decode_line(raw, trace_file, n))
+                except TraceFileError as e:
+                    if not tolerant:
+                        raise
+                    rep.bad_line(e)
+    except TraceFileError as e:  # the file cannot be opened or read
+        if not tolerant:
+            raise
+        rep.unreadable = e
+    if rep.bad_line_count or rep.unreadable is not None:
+        first = rep.unreadable or rep.bad_lines[0]
+        rep.untraced = cid
+        return _instance(cid, (), side, source).marked_incomplete(f"trace unusable: {first}")
+    rep.spans = len(spans)
+    rep.conversations = 1
+    return _instance(cid, spans, side, source)
+
+
+_Sig = tuple[tuple[str, ...], str, tuple[str, ...], str | None, str | None]
+"""What joining looks at in a span without ``conversation.id``: its join-key values, its
+trace id, the trace ids it links to, its adoptable value and (for the counts) its service."""
+
+
+class _Group:
+    """Parked spans that share one signature: released together, by the same key."""
+
+    __slots__ = ("fingerprints", "lookup", "members", "reparked")
+
+    LOOKUP_FROM = 512
+    """Members past which a group keeps a set of its fingerprints (else it scans them)."""
+
+    def __init__(self) -> None:
+        self.members = array("i")
+        """Span numbers, in the order they were parked."""
+        self.fingerprints = array("i")
+        """Per member: a 31-bit hash of its span id (a duplicate's hint, checked exactly)."""
+        self.lookup: set[int] | None = None
+        self.reparked: dict[int, int] | None = None
+        """Span number -> when it was parked again (a copy that won over a later copy)."""
+
+    def add(self, g: int, fingerprint: int) -> None:
+        self.members.append(g)
+        self.fingerprints.append(fingerprint)
+        if self.lookup is not None:
+            self.lookup.add(fingerprint)
+        elif len(self.members) > self.LOOKUP_FROM:
+            self.lookup = set(self.fingerprints)
+
+    def candidates(self, fingerprint: int) -> list[int]:
+        """Members whose span id may be the one with ``fingerprint``."""
+        if (
+            (fingerprint not in self.lookup)
+            if self.lookup is not None
+            else (fingerprint not in self.fingerprints)
+        ):
+            return []
+        return [g for g, f in zip(self.members, self.fingerprints, strict=True) if f == fingerprint]
+
+    def remove(self, g: int) -> None:
+        i = self.members.index(g)
+        del self.members[i]
+        del self.fingerprints[i]
+        if self.lookup is not None:
+            self.lookup = set(self.fingerprints)
+        if self.reparked:
+            self.reparked.pop(g, None)
+
+    def position(self) -> int:
+        first = self.members[0]
+        return self.reparked.get(first, first) if self.reparked else first
+
+
+def _fingerprint(span_id: str) -> int:
+    return hash(span_id) & 0x7FFFFFFF
+
+
+class _Index:
+    """The first pass of :func:`iter_instances`: each span's conversation, by the rules of
+    :class:`harness.trace.join.Joiner` as :func:`group_by_conversation` drives it (nothing
+    registered, no bound on parked spans, adoption at the end).
+
+    Spans waiting to join are kept as groups of span numbers that share a signature
+    (:data:`_Sig`): all of a group is released by the first key bound among its keys,
+    which is what the Joiner does to each of them. A file whose spans all wait for
+    adoption (a livekit-agents export: every span carries only the room's
+    ``gen_ai.conversation.id``) so holds 8 bytes per waiting span and 4 per span, never the
+    spans. A second copy of a waiting span (same trace and span id) is found by its trace's
+    groups and a hash of its span id, and both copies are decoded again from their lines
+    to keep the one the Joiner keeps.
+    """
+
+    def __init__(self, path: Path, rep: TraceFileReport, tolerant: bool) -> None:
+        self.path = path
+        self.rep = rep
+        self.cids: list[str] = []
+        self._cid_index: dict[str, int] = {}
+        self.conv_of = array("i")
+        """Per span number: its conversation's index, :data:`_PARKED` or :data:`_DROPPED`."""
+        self.offsets = array("q")
+        """Per good line with spans: its byte offset, its line number, its first span."""
+        self.numbers = array("q")
+        self.firsts = array("q")
+        self._alias: dict[str, int] = {}
+        self._owner: dict[str, int] = {}
+        self._groups: dict[_Sig, _Group] = {}
+        self._waiting: dict[str, set[_Sig]] = {}
+        self._by_trace: dict[str, set[_Sig]] = {}  # trace id -> parked groups in it
+        self._reader: Any = None
+        try:
+            with _open_trace(path) as f:
+                for n, offset, raw in _lines(f, path):
+                    try:
+                        spans = _decode_line(raw, path, n)
+                    except TraceFileError as e:
+                        if not tolerant:
+                            raise
+                        rep.bad_line(e)
+                        continue
+                    if not spans:
+                        continue
+                    first = len(self.conv_of)
+                    if first + len(spans) > 0x7FFFFFFF:
+                        raise TraceFileError(
+                            "more than 2**31 spans in one file: split the export", file=path
+                        )
+                    self.offsets.append(offset)
+                    self.numbers.append(n)
+                    self.firsts.append(first)
+                    self.conv_of.extend(array("i", [_PARKED]) * len(spans))
+                    for k, s in enumerate(spans):
+                        self._add(first + k, s)
+            self._adopt()
+        finally:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+        self.spans = len(self.conv_of)
+        rep.spans = self.spans
+        for sig, group in self._groups.items():
+            service = sig[4] or "?"
+            rep.unjoined[service] = rep.unjoined.get(service, 0) + len(group.members)
+        self._groups.clear()
+        self._waiting.clear()
+        self._by_trace.clear()
+
+    # --- joining ---
+
+    def _conv(self, cid: str) -> int:
+        k = self._cid_index.get(cid)
+        if k is None:
+            k = self._cid_index[cid] = len(self.cids)
+            self.cids.append(cid)
+        return k
+
+    @staticmethod
+    def _sig(span: Span) -> _Sig:
+        return (
+            join_values(span),
+            span.trace_id,
+            tuple(ln.trace_id for ln in span.links),
+            _adoptable(span),
+            span.service_name,
+        )
+
+    @staticmethod
+    def _waiting_keys(sig: _Sig) -> Iterator[str]:
+        yield from sig[0]
+        yield sig[1]
+        yield from sig[2]
+
+    def _resolve(self, sig: _Sig) -> int | None:
+        for value in sig[0]:
+            k = self._alias.get(value)
+            if k is not None:
+                return k
+        k = self._owner.get(sig[1])
+        if k is not None:
+            return k
+        for trace in sig[2]:
+            k = self._owner.get(trace)
+            if k is not None:
+                return k
+        return None
+
+    def _add(self, g: int, span: Span) -> None:
+        sig = self._sig(span)
+        cid = span.conversation_id
+        k = self._conv(cid) if cid else self._resolve(sig)
+        if k is None:
+            self._park(g, span, sig)
+            return
+        self.conv_of[g] = k
+        self._drain([(k, sig)])
+
+    def _drain(self, todo: list[tuple[int, _Sig]]) -> None:
+        while todo:
+            k, sig = todo.pop()
+            for value in sig[0]:
+                self._bind(value, k, self._alias, todo)
+            self._bind(sig[1], k, self._owner, todo)
+
+    def _bind(self, key: str, k: int, table: dict[str, int], todo: list[tuple[int, _Sig]]) -> None:
+        if key in table:
+            return
+        table[key] = k
+        for sig in self._waiting.pop(key, ()):
+            group = self._unpark_group(sig)
+            if group is not None:
+                for g in group.members:
+                    self.conv_of[g] = k
+                todo.append((k, sig))
+
+    def _adopt(self) -> None:
+        for sig, group in sorted(self._groups.items(), key=lambda kv: kv[1].position()):
+            if self._groups.get(sig) is not group or sig[3] is None:
+                continue
+            k = self._conv(sig[3])
+            todo: list[tuple[int, _Sig]] = []
+            self._bind(sig[3], k, self._alias, todo)
+            self._drain(todo)
+
+    # --- parking ---
+
+    def _park(self, g: int, span: Span, sig: _Sig) -> None:
+        fingerprint = _fingerprint(span.span_id)
+        arrival = g
+        found = self._find_parked(span, fingerprint)
+        if found is not None:
+            g_old, old, old_sig = found
+            group = self._groups[old_sig]
+            group.remove(g_old)
+            if not group.members:
+                self._unpark_group(old_sig)
+            self.rep.duplicates += 1
+            if prefer(old, span) is old:
+                self.conv_of[g] = _DROPPED
+                g, sig = g_old, old_sig
+            else:
+                self.conv_of[g_old] = _DROPPED
+        group = self._groups.get(sig)
+        if group is None:
+            group = self._groups[sig] = _Group()
+            for w in self._waiting_keys(sig):
+                self._waiting.setdefault(w, set()).add(sig)
+            self._by_trace.setdefault(sig[1], set()).add(sig)
+        group.add(g, fingerprint)
+        if g != arrival:
+            if group.reparked is None:
+                group.reparked = {}
+            group.reparked[g] = arrival
+
+    def _find_parked(self, span: Span, fingerprint: int) -> tuple[int, Span, _Sig] | None:
+        """The waiting copy of ``span`` (same trace and span id), if one waits."""
+        for sig in self._by_trace.get(span.trace_id, ()):
+            for g in self._groups[sig].candidates(fingerprint):
+                old = self._reread(g)
+                if old.key == span.key:
+                    return g, old, sig
+        return None
+
+    def _unpark_group(self, sig: _Sig) -> _Group | None:
+        group = self._groups.pop(sig, None)
+        if group is None:
+            return None
+        for w in self._waiting_keys(sig):
+            sigs = self._waiting.get(w)
+            if sigs is not None:
+                sigs.discard(sig)
+                if not sigs:
+                    del self._waiting[w]
+        in_trace = self._by_trace.get(sig[1])
+        if in_trace is not None:
+            in_trace.discard(sig)
+            if not in_trace:
+                del self._by_trace[sig[1]]
+        return group
+
+    def _reread(self, g: int) -> Span:
+        """Span number ``g``, decoded again from its line (a copy met its twin)."""
+        i = bisect.bisect_right(self.firsts, g) - 1
+        if self._reader is None:
+            self._reader = _open_trace(self.path)
+        self._reader.seek(self.offsets[i])
+        raw = self._reader.readline()
+        return _decode_line(raw, self.path, self.numbers[i])[g - self.firsts[i]]
+
+    # --- the second pass ---
+
+    def instances(self, side: Mapping[str, Any] | None, source: Path) -> Iterator[Instance]:
+        """Each conversation's Instance, after the last line that holds one of its spans."""
+        n_lines = len(self.firsts)
+        last = [-1] * len(self.cids)
+        line = 0
+        for g, k in enumerate(self.conv_of):
+            while line + 1 < n_lines and self.firsts[line + 1] <= g:
+                line += 1
+            if k >= 0:
+                last[k] = line
+        closing: dict[int, list[int]] = {}
+        for k, line in enumerate(last):
+            closing.setdefault(line, []).append(k)
+        buffers: dict[int, list[Span]] = {}
+        with _open_trace(self.path) as f:
+            for i in range(n_lines):
+                f.seek(self.offsets[i])
+                spans = _decode_line(f.readline(), self.path, self.numbers[i])
+                lo = self.firsts[i]
+                hi = self.firsts[i + 1] if i + 1 < n_lines else self.spans
+                if len(spans) != hi - lo:
+                    raise TraceFileError(
+                        "the file changed while it was read; read it again once it is complete",
+                        file=self.path,
+                        line=self.numbers[i],
+                    )
+                for j, s in enumerate(spans):
+                    k = self.conv_of[lo + j]
+                    if k >= 0:
+                        buffers.setdefault(k, []).append(s)
+                for k in closing.pop(i, ()):
+                    self.rep.conversations += 1
+                    yield _instance(self.cids[k], buffers.pop(k), side, source)

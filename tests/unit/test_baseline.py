@@ -220,16 +220,40 @@ def test_absurd_baseline_is_refused_quickly_and_small(tmp_path, case):
     else:
         path.write_text(json.dumps(doc))
     tracemalloc.start()
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU: other processes' load does not count
     try:
         with pytest.raises(BaselineError) as info:
             load_baseline(path)
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
     assert peak < 50 * 2**20
     assert str(path) in str(info.value)
     if field is not None:
         assert info.value.field == field
         assert "regenerate" in str(info.value) or "limit" in str(info.value)
+
+
+def test_a_run_baseline_is_saved_with_what_could_not_be_read(tmp_path):
+    from harness.baseline import save_run_baseline
+    from harness.trace.otlp import save_instance
+    from tests.fixtures.instances.build import clinic_10_turns
+
+    run = tmp_path / "run"
+    for k in range(2):
+        inst = clinic_10_turns(f"conv-{k}")
+        save_instance(inst.with_caller(inst.caller, "recording.wav"), run / f"call-{k}")
+    path, result = save_run_baseline(run, tmp_path / "baseline.json")
+    doc = json.loads(path.read_text())
+    # neither recording exists: both calls are scored without their audio, and it is said
+    assert doc["meta"] == {
+        "source": str(run),
+        "calls": 2,
+        "artifacts_unread": 2,
+        "data_error_calls": 0,
+    }
+    assert load_baseline(path).select("e2e_latency").count == 20
+    assert [p.kind for p in result.problems] == ["recording", "recording"]
+    with pytest.raises(BaselineError, match="no saved instances"):
+        save_run_baseline(tmp_path / "empty", tmp_path / "b2.json")

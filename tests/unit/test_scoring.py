@@ -67,3 +67,23 @@ def test_score_path_reads_saved_instances() -> None:
     store, n = score_path(FIXTURE)
     assert n == 1
     assert "e2e_latency" in store.metrics
+
+
+def test_score_call_leaves_out_only_the_audio_scores_of_an_unusable_recording(
+    tmp_path, caplog
+) -> None:
+    from harness.scoring import score_call, score_instance
+    from harness.trace.otlp import load_instance
+
+    inst = load_instance(FIXTURE)
+    whole, problems = score_call(inst)
+    assert problems == []
+    (tmp_path / "rec.wav").write_bytes(b"RIFF")
+    bad = inst.with_caller(inst.caller, str(tmp_path / "rec.wav"))
+    scores, (problem,) = score_call(bad)
+    assert problem.kind == "recording" and problem.call == "conv-clinic-10"
+    assert problem.file == tmp_path / "rec.wav" and "not a readable WAV" in problem.reason
+    assert sorted(s.name for s in scores) == sorted(s.name for s in whole)  # no audio either way
+    with caplog.at_level("WARNING", logger="harness.scoring"):
+        assert score_instance(bad) == scores
+    assert "rec.wav: not a readable WAV file" in caplog.text

@@ -412,3 +412,96 @@ def test_saving_to_a_jsonl_path_puts_the_side_file_next_to_it(tmp_path: Path):
     side = json.loads((tmp_path / "run" / "caller.json").read_text())
     assert side["complete"] is False and side["recording"] == "/abs/rec.wav"
     assert load_instance(trace_file) == inst  # an instance with no spans still loads
+
+
+# --- streaming: iter_instances ----------------------------------------------------------------
+
+
+def test_iter_instances_gives_what_load_instances_gives(tmp_path: Path):
+    path = _two_conversation_file(tmp_path)
+    report = otlp.TraceFileReport(path)
+    streamed = {i.conversation_id: i for i in otlp.iter_instances(path, report=report)}
+    assert streamed == load_instances(path)
+    assert (report.spans, report.conversations, report.bad_line_count) == (34, 2, 0)
+    # a saved instance (directory with caller.json) is one conversation, read whole
+    inst = load_instance(FIXTURE).with_caller({"conversation_id": "c-fixture-0001", "turns": []})
+    save_instance(inst, tmp_path / "saved")
+    assert list(otlp.iter_instances(tmp_path / "saved")) == [inst]
+
+
+def test_iter_instances_is_strict_by_default(tmp_path: Path):
+    lines = FIXTURE.read_text().splitlines()
+    lines[2] = lines[2][: len(lines[2]) // 2]
+    path = _write_lines(tmp_path, lines)
+    with pytest.raises(TraceFileError) as info:
+        list(otlp.iter_instances(path))
+    assert info.value.line == 3 and str(info.value).startswith(f"{path}:3: not valid JSON")
+
+
+def test_a_tolerant_read_skips_bad_lines_of_an_export_and_counts_every_one(tmp_path: Path):
+    lines = _two_conversation_file(tmp_path).read_text().splitlines()
+    garbled = ["{not json", '{"resourceSpans": 5}'] * 15
+    path = _write_lines(tmp_path, lines[:1] + garbled + lines[1:])
+    report = otlp.TraceFileReport(path)
+    got = {i.conversation_id: i for i in otlp.iter_instances(path, report=report, tolerant=True)}
+    assert sorted(got) == ["c-fixture-0001", "c-other"]
+    assert report.bad_line_count == 30 and len(report.bad_lines) == 20  # counted, a few kept
+    assert [e.line for e in report.bad_lines[:2]] == [2, 3]
+    assert report.bad_lines[1].field == "resourceSpans"
+    assert report.untraced is None
+
+
+def test_a_saved_call_with_a_bad_line_is_yielded_without_its_trace(tmp_path: Path):
+    inst = load_instance(FIXTURE).with_caller({"conversation_id": "c-fixture-0001", "turns": []})
+    save_instance(inst, tmp_path)
+    trace = tmp_path / "trace.jsonl"
+    lines = trace.read_text().splitlines()
+    lines[0] = lines[0][:-40]
+    trace.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TraceFileError, match=r"trace\.jsonl:1: not valid JSON"):
+        list(otlp.iter_instances(tmp_path))
+    report = otlp.TraceFileReport(trace)
+    (got,) = otlp.iter_instances(tmp_path, report=report, tolerant=True)
+    assert got.conversation_id == "c-fixture-0001" and got.spans == ()
+    assert got.caller == inst.caller and got.trace_state == "none"
+    assert got.incomplete_reason.startswith("trace unusable: ") and ":1: not valid JSON" in (
+        got.incomplete_reason
+    )
+    assert report.untraced == "c-fixture-0001" and report.bad_line_count == 1
+
+
+def test_a_file_that_gives_no_conversation_falls_back_to_the_call_directory(tmp_path: Path):
+    s = Span("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", None, "x", 1, 2)
+    path = _write_lines(tmp_path, [json.dumps(spans_to_json([s]))])
+    with pytest.raises(TraceFileError, match="none of its 1 spans"):
+        list(otlp.iter_instances(path, tolerant=True))
+    report = otlp.TraceFileReport(path)
+    (got,) = otlp.iter_instances(path, report=report, tolerant=True, fallback_id="call-7")
+    assert got.conversation_id == "call-7" and got.spans == () and not got.complete
+    assert report.untraced == "call-7" and "none of its 1 spans" in str(report.unreadable)
+    # an empty file, or none at all, the same way
+    for empty in (_write_lines(tmp_path, []), tmp_path / "nope" / "trace.jsonl"):
+        (got,) = otlp.iter_instances(empty, tolerant=True, fallback_id="call-8")
+        assert got.conversation_id == "call-8"
+
+
+def test_an_unreadable_side_file_is_reported_when_tolerant(tmp_path: Path):
+    shutil.copy(FIXTURE, tmp_path / "trace.jsonl")
+    (tmp_path / "caller.json").write_text("[" * 100_000)  # nested too deeply for json
+    with pytest.raises(TraceFileError, match=r"caller\.json: cannot read side file"):
+        list(otlp.iter_instances(tmp_path))
+    report = otlp.TraceFileReport(tmp_path / "trace.jsonl")
+    (got,) = otlp.iter_instances(tmp_path, report=report, tolerant=True)
+    assert got.conversation_id == "c-fixture-0001" and got.caller is None
+    assert report.side_error is not None and report.side_error.file == str(tmp_path / "caller.json")
+
+
+def test_a_file_that_changes_between_the_two_passes_is_an_error(tmp_path: Path):
+    path = _two_conversation_file(tmp_path)
+    lines = path.read_text().splitlines()
+    stream = otlp.iter_instances(path)
+    # the second pass yields a conversation after its last line: c-fixture-0001 first
+    assert next(stream).conversation_id == "c-fixture-0001"
+    path.write_text("\n".join([*lines[:-1], lines[0]]) + "\n")
+    with pytest.raises(TraceFileError, match="the file changed while it was read"):
+        list(stream)
