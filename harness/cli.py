@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError, InfrastructureError, ScenarioError
+from harness.report import report_at_end
 from harness.scoring import gates_config, gates_failed, gates_report, session_verdicts
 
 
@@ -58,6 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     verdicts = session_verdicts(store, gates_config(args.gates), _baseline(args.baseline))
     print()
     print(gates_report(verdicts))
+    print(report_at_end(config.run_dir, store=store, verdicts=verdicts, scenarios=scenarios))
     print(f"artifacts: {config.run_dir}")
     if any(o.verdict == "error" for o in outcomes):
         return 2
@@ -84,6 +86,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with CallSession(config, on_progress=_progress) as session:
         rows = sweep_conditions(session, scenario, conditions, calls=args.calls)
     print(sweep_table(rows))
+    print(report_at_end(config.run_dir, sweep=rows))
     print(f"artifacts: {config.run_dir}")
     return 0
 
@@ -185,6 +188,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(line)
     verdicts = session_verdicts(result.store, gates_config(args.gates), _baseline(args.baseline))
     print(gates_report(verdicts))
+    print(report_at_end(args.path, store=result.store, verdicts=verdicts))
     return 1 if gates_failed(verdicts) else 0
 
 
@@ -214,6 +218,18 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
     for line in result.lines():
         print(line)
     print(f"baseline of {result.calls} calls written to {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import write_perfetto, write_report
+
+    if args.format == "perfetto":
+        path = write_perfetto(args.path, out=args.out)
+    else:
+        gates = gates_config(args.gates)
+        path = write_report(args.path, out=args.out, gates=gates, baseline=_baseline(args.baseline))
+    print(f"report: {path}")
     return 0
 
 
@@ -525,6 +541,23 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("run", help="the run directory (.harness/runs/<run-id>)")
     save.add_argument("--out", default=".harness/baseline.json", help="baseline file")
     save.set_defaults(func=cmd_baseline_save)
+
+    rpt = sub.add_parser(
+        "report",
+        help="write a run's HTML report (or a Perfetto trace) from its directory or a trace file",
+    )
+    rpt.add_argument("path", help="a run directory, a call directory or an OTLP .jsonl export")
+    rpt.add_argument(
+        "--format",
+        choices=("html", "perfetto"),
+        default="html",
+        help="html: report.html; perfetto: Chrome trace-event JSON for Perfetto or "
+        "chrome://tracing (default: %(default)s)",
+    )
+    rpt.add_argument("--out", default=None, help="file to write (default: beside the input)")
+    rpt.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
+    rpt.add_argument("--baseline", default=None, help="baseline file for baseline gates")
+    rpt.set_defaults(func=cmd_report)
 
     show = sub.add_parser("show", help="print a saved call's Instance as a tree across layers")
     show.add_argument("path", help="a call's artifacts directory or a trace .jsonl file")

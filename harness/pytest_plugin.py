@@ -241,6 +241,9 @@ class ScenarioItem(pytest.Item):
         self.config.stash[_SESSION]["outcomes"].append(self.outcome)
         self.user_properties.append(("conversation_id", self.outcome.conversation_id))
         self.user_properties.append(("artifacts", str(self.outcome.artifacts)))
+        from harness.report import report_link
+
+        self.user_properties.append(("report", report_link(self.outcome.artifacts)))
         for score in self.outcome.scores:  # JUnit XML properties
             self.user_properties.append((score_property_name(score), score.value))
         if self.outcome.verdict == "error":
@@ -359,8 +362,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.rootpath,
     )
     state["verdicts"] = verdicts
+    from harness.report import report_at_end
+
+    scenarios = {i.scenario.id: i.scenario for i in session.items if isinstance(i, ScenarioItem)}
+    state["report"] = report_at_end(
+        _run_dir(config), store=run.store, verdicts=verdicts, scenarios=scenarios.values()
+    )
     if gates_failed(verdicts) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a deploy gate: fail the session
+
+
+def _run_dir(config: pytest.Config) -> Path:
+    """The session's run directory (under pytest-xdist, the one its workers share)."""
+    state = config.stash[_SESSION]
+    if state["session"] is not None:
+        return state["session"].config.run_dir
+    cfg = session_config(config)
+    return cfg.artifacts / state.get("run_id", cfg.run_id)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -378,6 +396,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if state["verdicts"] is not None:
         terminalreporter.section("harness gates")
         terminalreporter.write_line(gates_report(state["verdicts"]))
+    if state.get("report"):
+        terminalreporter.write_line(state["report"])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -305,6 +305,11 @@ class Monitor:
             f"cycle {_ts(slot)}: {status}, {len(result.records)} calls stored, "
             f"{len(result.infra)} infrastructure failures"
         )
+        if any(r.artifacts for r in result.records):
+            from harness.report import report_at_end
+
+            calls = [Path(r.artifacts) for r in result.records if r.artifacts]
+            self._progress(report_at_end(calls[0].parent, calls=calls, gates=cfg.gates))
         return result
 
     def _connect(self, result: CycleResult) -> CallSession | None:

@@ -1,0 +1,196 @@
+"""Reports people look at: one self-contained HTML file per run, and a Perfetto export.
+
+Typical use::
+
+    from harness.report import write_report, write_perfetto
+
+    write_report(".harness/runs/20261207-062309-d0f5")        # -> .../report.html
+    write_perfetto(".harness/runs/20261207-062309-d0f5/booking")  # -> .../perfetto.json
+
+The HTML file needs no network: its styles and script are inline, and each call's
+recording is linked relative to it (keep the run directory together). It is written at the
+end of every pytest session, ``harness run``, ``harness evaluate`` and monitor cycle
+(:func:`report_at_end`), and on demand with ``harness report RUN_DIR|TRACE_FILE``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.report.names import PERFETTO_FILE, REPORT_FILE, anchor
+
+if TYPE_CHECKING:
+    from harness.report.model import CallView, RunView
+
+__all__ = [
+    "PERFETTO_FILE",
+    "REPORT_FILE",
+    "build_run",
+    "default_out",
+    "report_at_end",
+    "report_link",
+    "write_perfetto",
+    "write_report",
+]
+
+
+def default_out(source: str | os.PathLike[str], fmt: str = "html") -> Path:
+    """Where a report of ``source`` goes: ``report.html`` (or ``perfetto.json``) in a run or
+    call directory; next to a trace file, named after it (``export.report.html``)."""
+    p = Path(source)
+    name = REPORT_FILE if fmt == "html" else PERFETTO_FILE
+    if p.is_dir():
+        return p / name
+    return p.with_suffix("." + name)
+
+
+def report_link(call_dir: str | os.PathLike[str]) -> str:
+    """The report's path with the call's anchor, for a JUnit property:
+    ``.harness/runs/<run>/report.html#call-booking``."""
+    d = Path(call_dir)
+    return f"{d.parent / REPORT_FILE}#{anchor(d.name)}"
+
+
+def _sweep_rows(calls: Sequence[CallView]) -> list[Any]:
+    from harness.summary import percentile
+    from harness.sweep import SweepRow
+
+    groups: dict[str, list[CallView]] = {}
+    for call in sorted(calls, key=lambda c: c.name):
+        if call.condition is not None:
+            groups.setdefault(call.condition, []).append(call)
+    rows = []
+    for condition, group in groups.items():
+
+        def per_call(name: str, group: list[CallView] = group) -> list[float]:
+            return [s.value for c in group for s in c.scores if s.name == name and s.turn is None]
+
+        wer, done = per_call("wer"), per_call("task_completed")
+        lat = [x for c in group for x in c.response_latencies]
+        rows.append(
+            SweepRow(
+                condition,
+                len(group),
+                sum(c.verdict == "pass" for c in group),
+                sum(wer) / len(wer) if wer else None,
+                sum(done) / len(done) if done else None,
+                percentile(lat, 50),
+            )
+        )
+    return rows
+
+
+def build_run(
+    source: str | os.PathLike[str],
+    *,
+    calls: Iterable[str | os.PathLike[str]] | None = None,
+    store: Any = None,
+    verdicts: Sequence[Any] | None = None,
+    gates: Any = None,
+    baseline: Any = None,
+    scenarios: Iterable[Any] = (),
+    sweep: Sequence[Any] | None = None,
+    title: str | None = None,
+) -> RunView:
+    """What the report of ``source`` shows. ``store`` and ``verdicts`` are the run's own
+    when the caller has them (a pytest session, ``harness run``); otherwise the scores are
+    read from the run directory and the gates (``gates``, else the project's) applied to
+    them. ``calls``: only these call directories (a monitor cycle's)."""
+    from harness.report.incident import lookup_incident
+    from harness.report.model import RunView, load_calls
+
+    src = Path(source)
+    views, notes = load_calls(src, only=[Path(c) for c in calls] if calls is not None else None)
+    by_id = {s.id: s for s in scenarios}
+    for call in views:
+        call.incident = lookup_incident(call.scenario, by_id)
+    if store is None:
+        from harness.gates import ScoreStore
+
+        store = ScoreStore()
+        for call in views:
+            store.add(
+                call.scores,
+                traced=call.instance.trace_state != "none",
+                data_errors=call.instance.data_errors,
+            )
+    if verdicts is None:
+        from harness.gates import evaluate_gates
+        from harness.scoring import gates_config
+
+        gates = gates if gates is not None else gates_config(None, Path.cwd())
+        verdicts = evaluate_gates(gates, store, baseline)
+    if gates is None:
+        gates = [v.gate for v in verdicts]
+    return RunView(
+        title=title or (src.name if src.is_dir() else src.stem),
+        source=src,
+        calls=views,
+        verdicts=list(verdicts),
+        store=store,
+        gates=gates,
+        sweep=list(sweep) if sweep is not None else _sweep_rows(views),
+        notes=notes,
+    )
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_report(
+    source: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None, **kw: Any
+) -> Path:
+    """Write the HTML report of ``source`` (a run directory, a call directory or a trace
+    export) to ``out`` (default :func:`default_out`); returns its path. Keywords as
+    :func:`build_run`."""
+    from harness.report.page import render_page
+
+    target = Path(out) if out is not None else default_out(source)
+    run = build_run(source, **kw)
+    _atomic_write(target, render_page(run, target.parent))
+    return target
+
+
+def write_perfetto(
+    source: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write the Chrome trace-event JSON of ``source``'s calls (Perfetto, chrome://tracing)."""
+    import json
+
+    from harness.report.model import load_calls
+    from harness.report.perfetto import trace_events
+
+    target = Path(out) if out is not None else default_out(source, "perfetto")
+    calls, _ = load_calls(Path(source))
+    doc = trace_events(sorted(calls, key=lambda c: c.name))
+    _atomic_write(target, json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
+    return target
+
+
+def report_at_end(run_dir: str | os.PathLike[str], **kw: Any) -> str:
+    """Write the run's report and say where, in one line for the terminal. Never raises: a
+    report that cannot be written is a line saying why, not a failed run."""
+    try:
+        path = write_report(run_dir, **kw)
+    except Exception as exc:  # the calls' verdicts stand whatever happens to their report
+        return f"report not written: {type(exc).__name__}: {exc}"
+    return f"report: {path}"
