@@ -91,8 +91,14 @@ from typing import TYPE_CHECKING, get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
 
-from harness.gates.model import QUANTILES, Gate, GatesConfig, GatesFileError, duration_seconds
-from harness.gates.prometheus import PromSeries, _unit_of, prometheus_series
+from harness.gates.model import QUANTILES, Gate, GatesConfig, GatesFileError
+from harness.gates.prometheus import (
+    PromSeries,
+    _unit_of,
+    dead_mans_switch_rule,
+    infrastructure_rule,
+    prometheus_series,
+)
 from harness.monitor.model import SOURCES, CallRecord, GateState, InfraFailure
 
 if TYPE_CHECKING:
@@ -543,41 +549,3 @@ class MonitorMetrics:
 
 
 # --- the monitor's own alerting rules -------------------------------------------------------
-
-
-def dead_mans_switch_rule(max_silence: str = "2m", *, severity: str = "critical") -> dict:
-    """``HarnessMonitorStopped``: no heartbeat for ``max_silence`` (a Prometheus duration),
-    or no heartbeat series at all (the monitor is gone from the scrape)."""
-    seconds = duration_seconds(max_silence)
-    m = "harness_monitor_heartbeat_timestamp_seconds"
-    return {
-        "alert": "HarnessMonitorStopped",
-        "expr": f"(time() - {m} > {format(seconds, '.10g')}) or absent({m})",
-        "labels": {"severity": severity},
-        "annotations": {
-            "summary": f"The harness monitor has not sent a heartbeat for over {max_silence}",
-            "description": (
-                "Nothing is watching the agent's quality: the monitor stopped, hangs, or is "
-                "no longer scraped. Gate alerts cannot fire while it is down."
-            ),
-        },
-    }
-
-
-def infrastructure_rule(for_: str = "5m", *, severity: str = "critical") -> dict:
-    """``HarnessMonitorCannotReachAgent``: ``harness_monitor_up == 0`` held for ``for_``."""
-    duration_seconds(for_)  # validates
-    return {
-        "alert": "HarnessMonitorCannotReachAgent",
-        "expr": "harness_monitor_up == 0",
-        "for": for_,
-        "labels": {"severity": severity},
-        "annotations": {
-            "summary": f"The harness monitor cannot reach the agent (for {for_})",
-            "description": (
-                "Synthetic calls cannot be placed (server unreachable, agent not joining): "
-                "see harness_monitor_infrastructure_failures_total by kind. This is not a "
-                "quality regression, but no synthetic quality data arrives meanwhile."
-            ),
-        },
-    }

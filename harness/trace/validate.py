@@ -23,7 +23,7 @@ talks over the caller answers before the caller has finished.
 Quarantine keeps the span (the tree and the turns need it) and removes only what is false:
 the bad attribute is dropped, a span ending before its start gets a zero duration, a
 parent cycle is cut at its earliest span, and of two conflicting spans the richer one is
-kept (:func:`harness.trace.instance.prefer`). Each :class:`DataError` says which metrics it
+kept (:func:`harness.trace.span.prefer`). Each :class:`DataError` says which metrics it
 touches (``"*"`` when it may touch any); a gate on those metrics never passes on the run
 (:mod:`harness.gates.verdict`).
 """
@@ -34,12 +34,10 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from harness.trace import conventions as c
-
-if TYPE_CHECKING:
-    from harness.trace.instance import Span
+from harness.trace.span import Span, prefer
 
 __all__ = [
     "ANY_METRIC",
@@ -241,8 +239,6 @@ def _cut_cycles(spans: dict[tuple[str, str], Span]) -> list[DataError]:
 
 def quarantine(spans: Iterable[Span]) -> tuple[tuple[Span, ...], tuple[DataError, ...]]:
     """The spans with what cannot be true removed (deduplicated, unsorted), and the errors."""
-    from harness.trace.instance import prefer
-
     errors: list[DataError] = []
     by_key: dict[tuple[str, str], Span] = {}
     conflicts: dict[tuple[str, str], int] = {}

@@ -7,7 +7,6 @@
 """
 
 from harness.voices.base import (
-    CachedVoice,
     RecordMode,
     TTSCacheMiss,
     Voice,
@@ -17,6 +16,7 @@ from harness.voices.base import (
 )
 from harness.voices.cache import (
     FORMAT_VERSION,
+    CachedVoice,
     CacheEntry,
     RenderResult,
     TTSCache,
@@ -31,7 +31,6 @@ from harness.voices.offline import (
     FestivalVoice,
     FliteVoice,
     default_voice,
-    offline_voices,
 )
 from harness.voices.recorded import RecordedVoice
 from harness.voices.spec import (
@@ -43,6 +42,7 @@ from harness.voices.spec import (
     FliteSpec,
     RecordedSpec,
     VoiceSpec,
+    offline_voices,
     parse_voice_spec,
     voice_from_spec,
 )

@@ -1,8 +1,9 @@
 """The ``Voice`` extension point, its identity key, its errors and an optional base class.
 
 A voice turns a caller's line into audio. Anything with a ``key`` and a
-``synthesize(text) -> Clip`` method is a voice; :class:`CachedVoice` is a helper base class
-for voices whose renders should go through the content-addressed TTS cache.
+``synthesize(text) -> Clip`` method is a voice; :class:`harness.voices.cache.CachedVoice`
+is a helper base class for voices whose renders should go through the content-addressed
+TTS cache.
 """
 
 from __future__ import annotations
@@ -12,16 +13,12 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from harness.audio.clip import Clip
 from harness.errors import HarnessError, InfrastructureError
 
-if TYPE_CHECKING:
-    from harness.voices.cache import TTSCache
-
 __all__ = [
-    "CachedVoice",
     "RecordMode",
     "TTSCacheMiss",
     "Voice",
@@ -187,59 +184,3 @@ class Voice(Protocol):
     def synthesize(self, text: str) -> Clip:
         """Speak ``text``: mono float32 audio at the voice's own rate."""
         ...
-
-
-class CachedVoice:
-    """Helper base class: subclasses implement :meth:`render`, and get a cached ``synthesize``.
-
-    ``cache=None`` means the default cache (``$HARNESS_TTS_CACHE`` or ``audio_fixtures/tts``),
-    resolved on each call; ``record_mode=None`` means ``$HARNESS_TTS_RECORD_MODE`` or ``once``.
-    """
-
-    #: Local, deterministic engines may render on a miss wherever they run.
-    renders_locally: bool = True
-
-    def __init__(
-        self,
-        *,
-        cache: TTSCache | str | os.PathLike[str] | None = None,
-        record_mode: RecordMode | str | None = None,
-    ) -> None:
-        if cache is not None and not hasattr(cache, "fetch"):
-            from harness.voices.cache import TTSCache
-
-            cache = TTSCache(cache)
-        self._cache = cache
-        self._record_mode = None if record_mode is None else RecordMode.resolve(record_mode)
-
-    @property
-    def key(self) -> VoiceKey:  # pragma: no cover - subclasses override
-        raise NotImplementedError
-
-    @property
-    def cache(self) -> TTSCache:
-        from harness.voices.cache import TTSCache
-
-        return self._cache if self._cache is not None else TTSCache()
-
-    @property
-    def record_mode(self) -> RecordMode:
-        return RecordMode.resolve(self._record_mode)
-
-    def render(self, text: str) -> Clip:
-        """Run the engine for ``text`` (already normalised), bypassing the cache."""
-        raise NotImplementedError
-
-    def unavailable_reason(self) -> str | None:
-        """Why this voice cannot render right now, or ``None`` if it can."""
-        return None
-
-    def engine_version(self) -> str | None:
-        """The engine's version, recorded in the cache sidecar for diagnosis."""
-        return None
-
-    def synthesize(self, text: str) -> Clip:
-        return self.cache.fetch(self, text, self.record_mode)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key}>"

@@ -37,6 +37,7 @@ from harness.voices.base import (
 __all__ = [
     "FORMAT_VERSION",
     "CacheEntry",
+    "CachedVoice",
     "RenderResult",
     "TTSCache",
     "cache_digest",
@@ -346,3 +347,55 @@ def prerender(
         norm = normalize_text(text)
         out.append(RenderResult(voice.key, norm, cache_digest(voice.key, norm), clip))
     return out
+
+
+class CachedVoice:
+    """Helper base class: subclasses implement :meth:`render`, and get a cached ``synthesize``.
+
+    ``cache=None`` means the default cache (``$HARNESS_TTS_CACHE`` or ``audio_fixtures/tts``),
+    resolved on each call; ``record_mode=None`` means ``$HARNESS_TTS_RECORD_MODE`` or ``once``.
+    """
+
+    #: Local, deterministic engines may render on a miss wherever they run.
+    renders_locally: bool = True
+
+    def __init__(
+        self,
+        *,
+        cache: TTSCache | str | os.PathLike[str] | None = None,
+        record_mode: RecordMode | str | None = None,
+    ) -> None:
+        if cache is not None and not hasattr(cache, "fetch"):
+            cache = TTSCache(cache)
+        self._cache = cache
+        self._record_mode = None if record_mode is None else RecordMode.resolve(record_mode)
+
+    @property
+    def key(self) -> VoiceKey:  # pragma: no cover - subclasses override
+        raise NotImplementedError
+
+    @property
+    def cache(self) -> TTSCache:
+        return self._cache if self._cache is not None else TTSCache()
+
+    @property
+    def record_mode(self) -> RecordMode:
+        return RecordMode.resolve(self._record_mode)
+
+    def render(self, text: str) -> Clip:
+        """Run the engine for ``text`` (already normalised), bypassing the cache."""
+        raise NotImplementedError
+
+    def unavailable_reason(self) -> str | None:
+        """Why this voice cannot render right now, or ``None`` if it can."""
+        return None
+
+    def engine_version(self) -> str | None:
+        """The engine's version, recorded in the cache sidecar for diagnosis."""
+        return None
+
+    def synthesize(self, text: str) -> Clip:
+        return self.cache.fetch(self, text, self.record_mode)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"

@@ -14,8 +14,8 @@ import wave
 from typing import Any
 
 from harness.audio.clip import Clip
-from harness.voices.base import CachedVoice, RecordMode, VoiceError, VoiceKey, VoiceUnavailable
-from harness.voices.cache import TTSCache
+from harness.voices.base import RecordMode, VoiceError, VoiceKey, VoiceUnavailable
+from harness.voices.cache import CachedVoice, TTSCache
 
 __all__ = ["DEFAULT_MODEL", "ElevenLabsVoice"]
 

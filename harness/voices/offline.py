@@ -13,10 +13,11 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 from harness.audio.clip import Clip
-from harness.voices.base import CachedVoice, RecordMode, VoiceError, VoiceKey, VoiceUnavailable
-from harness.voices.cache import TTSCache
+from harness.voices.base import RecordMode, VoiceError, VoiceKey, VoiceUnavailable
+from harness.voices.cache import CachedVoice, TTSCache
 
 __all__ = [
     "DEFAULT_RATE",
@@ -25,7 +26,6 @@ __all__ = [
     "FestivalVoice",
     "FliteVoice",
     "default_voice",
-    "offline_voices",
 ]
 
 #: espeak-ng's speaking rate for the default caller, in words per minute.
@@ -212,7 +212,7 @@ class EspeakVoice(CachedVoice):
             return _read_output(out, "espeak-ng")
 
 
-# -- flite -----------------------------------------------------------------------------
+# -- flite and festival ------------------------------------------------------------
 
 
 @functools.cache
@@ -222,69 +222,6 @@ def flite_voices() -> frozenset[str]:
         [_which("flite"), "-lv"], capture_output=True, timeout=10, check=False, text=True
     ).stdout
     return frozenset(out.split(":", 1)[-1].split())
-
-
-def _check_stretch(stretch: float) -> float:
-    if isinstance(stretch, bool) or not isinstance(stretch, int | float):
-        raise VoiceError(f"stretch={stretch!r} must be a number (1.0 = the voice's own pace)")
-    if not 0.25 <= float(stretch) <= 4.0:
-        raise VoiceError(f"stretch={stretch!r} must be 0.25-4.0 (above 1 is slower)")
-    return float(stretch)
-
-
-class FliteVoice(CachedVoice):
-    """A flite built-in voice (``kal``, ``kal16``, ``slt``, ``rms``, ``awb``).
-
-    ``stretch`` scales durations: 1.0 is the voice's own pace, 1.2 is 20% slower.
-    """
-
-    renders_locally = True
-
-    def __init__(
-        self,
-        voice: str = "slt",
-        *,
-        stretch: float = 1.0,
-        timeout: float = DEFAULT_TIMEOUT,
-        cache: TTSCache | str | None = None,
-        record_mode: RecordMode | str | None = None,
-    ) -> None:
-        super().__init__(cache=cache, record_mode=record_mode)
-        if not voice or not re.fullmatch(r"[A-Za-z0-9_\-]+", voice):
-            raise VoiceError(f"voice={voice!r} is not a flite voice name like 'slt'")
-        self.voice = voice
-        self.stretch = _check_stretch(stretch)
-        self.timeout = timeout
-
-    @property
-    def key(self) -> VoiceKey:
-        settings = {"stretch": self.stretch} if self.stretch != 1.0 else {}
-        return VoiceKey.make("flite", self.voice, None, settings)
-
-    def engine_version(self) -> str | None:
-        return _version("flite")
-
-    def check(self) -> None:
-        _which("flite")
-        if self.voice not in flite_voices():
-            raise VoiceUnavailable(
-                f"flite has no voice {self.voice!r} (it would silently fall back to kal); "
-                f"voices here: {', '.join(sorted(flite_voices()))}"
-            )
-
-    def render(self, text: str) -> Clip:
-        self.check()
-        with tempfile.TemporaryDirectory(prefix="harness-flite-") as tmp:
-            src, out = Path(tmp) / "in.txt", Path(tmp) / "out.wav"
-            src.write_text(text + "\n", encoding="utf-8")
-            cmd = [_which("flite"), "-voice", self.voice]
-            if self.stretch != 1.0:
-                cmd += ["--setf", f"duration_stretch={self.stretch!r}"]
-            _run([*cmd, "-f", str(src), "-o", str(out)], timeout=self.timeout)
-            return _read_output(out, "flite")
-
-
-# -- festival --------------------------------------------------------------------------
 
 
 @functools.cache
@@ -302,18 +239,28 @@ def festival_voices() -> frozenset[str]:
     return frozenset(re.findall(r"[A-Za-z0-9_]+", out))
 
 
-class FestivalVoice(CachedVoice):
-    """A festival voice, rendered with ``text2wave`` (Debian ships ``kal_diphone``).
+def _check_stretch(stretch: float) -> float:
+    if isinstance(stretch, bool) or not isinstance(stretch, int | float):
+        raise VoiceError(f"stretch={stretch!r} must be a number (1.0 = the voice's own pace)")
+    if not 0.25 <= float(stretch) <= 4.0:
+        raise VoiceError(f"stretch={stretch!r} must be 0.25-4.0 (above 1 is slower)")
+    return float(stretch)
 
-    Supported for completeness; not in :func:`offline_voices` because Debian's only
-    festival voice uses the same CMU kal diphones as ``flite:kal``.
-    """
+
+class _TextFileVoice(CachedVoice):
+    """A voice whose engine reads the line from a text file and writes a WAV file (flite,
+    festival): a ``voice`` name the engine must know, and ``stretch``, which scales
+    durations (1.0 is the voice's own pace, 1.2 is 20% slower)."""
 
     renders_locally = True
+    engine: ClassVar[str]
+    binary: ClassVar[str]
+    default_name: ClassVar[str]
+    name_pattern: ClassVar[str]
 
     def __init__(
         self,
-        voice: str = "kal_diphone",
+        voice: str | None = None,
         *,
         stretch: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,
@@ -321,8 +268,11 @@ class FestivalVoice(CachedVoice):
         record_mode: RecordMode | str | None = None,
     ) -> None:
         super().__init__(cache=cache, record_mode=record_mode)
-        if not voice or not re.fullmatch(r"[A-Za-z0-9_]+", voice):
-            raise VoiceError(f"voice={voice!r} is not a festival voice name like 'kal_diphone'")
+        voice = self.default_name if voice is None else voice
+        if not voice or not re.fullmatch(self.name_pattern, voice):
+            raise VoiceError(
+                f"voice={voice!r} is not a {self.engine} voice name like {self.default_name!r}"
+            )
         self.voice = voice
         self.stretch = _check_stretch(stretch)
         self.timeout = timeout
@@ -330,31 +280,86 @@ class FestivalVoice(CachedVoice):
     @property
     def key(self) -> VoiceKey:
         settings = {"stretch": self.stretch} if self.stretch != 1.0 else {}
-        return VoiceKey.make("festival", self.voice, None, settings)
+        return VoiceKey.make(self.engine, self.voice, None, settings)
 
     def engine_version(self) -> str | None:
-        return _version("festival")
+        return _version(self.engine)
+
+    def known_voices(self) -> frozenset[str]:
+        raise NotImplementedError
+
+    def unknown_voice(self) -> str:
+        """The message for a voice the engine does not have."""
+        return (
+            f"{self.engine} has no voice {self.voice!r}; voices here: "
+            f"{', '.join(sorted(self.known_voices())) or 'none'}"
+        )
+
+    def command(self, src: Path, out: Path) -> list[str]:
+        """The engine's command line: read ``src``, write ``out``."""
+        raise NotImplementedError
 
     def check(self) -> None:
-        _which("text2wave")
-        if self.voice not in festival_voices():
-            raise VoiceUnavailable(
-                f"festival has no voice {self.voice!r}; voices here: "
-                f"{', '.join(sorted(festival_voices())) or 'none'}"
-            )
+        """Raise :class:`VoiceUnavailable` unless the engine is installed and has the voice."""
+        _which(self.binary)
+        if self.voice not in self.known_voices():
+            raise VoiceUnavailable(self.unknown_voice())
 
     def render(self, text: str) -> Clip:
         self.check()
-        with tempfile.TemporaryDirectory(prefix="harness-festival-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"harness-{self.engine}-") as tmp:
             src, out = Path(tmp) / "in.txt", Path(tmp) / "out.wav"
             src.write_text(text + "\n", encoding="utf-8")
-            cmd = [_which("text2wave"), "-eval", f"(voice_{self.voice})"]
-            if self.stretch != 1.0:
-                cmd += ["-eval", f"(Parameter.set 'Duration_Stretch {self.stretch!r})"]
-            err = _run([*cmd, "-o", str(out), str(src)], timeout=self.timeout)
-            if "SIOD ERROR" in err:
-                raise VoiceUnavailable(f"festival failed: {err[-500:]}")
-            return _read_output(out, "festival")
+            err = _run(self.command(src, out), timeout=self.timeout)
+            if "SIOD ERROR" in err:  # festival reports its Scheme errors and exits 0
+                raise VoiceUnavailable(f"{self.engine} failed: {err[-500:]}")
+            return _read_output(out, self.engine)
+
+
+class FliteVoice(_TextFileVoice):
+    """A flite built-in voice (``kal``, ``kal16``, ``slt``, ``rms``, ``awb``)."""
+
+    engine = "flite"
+    binary = "flite"
+    default_name = "slt"
+    name_pattern = r"[A-Za-z0-9_\-]+"
+
+    def known_voices(self) -> frozenset[str]:
+        return flite_voices()
+
+    def unknown_voice(self) -> str:
+        return (
+            f"flite has no voice {self.voice!r} (it would silently fall back to kal); "
+            f"voices here: {', '.join(sorted(flite_voices()))}"
+        )
+
+    def command(self, src: Path, out: Path) -> list[str]:
+        cmd = [_which("flite"), "-voice", self.voice]
+        if self.stretch != 1.0:
+            cmd += ["--setf", f"duration_stretch={self.stretch!r}"]
+        return [*cmd, "-f", str(src), "-o", str(out)]
+
+
+class FestivalVoice(_TextFileVoice):
+    """A festival voice, rendered with ``text2wave`` (Debian ships ``kal_diphone``).
+
+    Supported for completeness; not in :func:`offline_voices` because Debian's only
+    festival voice uses the same CMU kal diphones as ``flite:kal``.
+    """
+
+    engine = "festival"
+    binary = "text2wave"
+    default_name = "kal_diphone"
+    name_pattern = r"[A-Za-z0-9_]+"
+
+    def known_voices(self) -> frozenset[str]:
+        return festival_voices()
+
+    def command(self, src: Path, out: Path) -> list[str]:
+        cmd = [_which("text2wave"), "-eval", f"(voice_{self.voice})"]
+        if self.stretch != 1.0:
+            cmd += ["-eval", f"(Parameter.set 'Duration_Stretch {self.stretch!r})"]
+        return [*cmd, "-o", str(out), str(src)]
 
 
 # -- the catalogue ---------------------------------------------------------------------
@@ -382,17 +387,3 @@ def default_voice(
 ) -> EspeakVoice:
     """The default synthetic caller: espeak-ng ``en-us`` at 160 words per minute."""
     return EspeakVoice("en-us", rate=DEFAULT_RATE, cache=cache, record_mode=record_mode)
-
-
-def offline_voices(
-    *,
-    cache: TTSCache | str | None = None,
-    record_mode: RecordMode | str | None = None,
-) -> list[CachedVoice]:
-    """Every voice in :data:`OFFLINE_VOICE_SPECS`, built (not checked against the system)."""
-    from harness.voices.spec import voice_from_spec
-
-    return [
-        voice_from_spec(s, cache=cache, record_mode=record_mode)  # type: ignore[misc]
-        for s in OFFLINE_VOICE_SPECS
-    ]

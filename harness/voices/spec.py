@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.errors import ScenarioError
 from harness.voices.base import RecordMode, Voice
-from harness.voices.cache import TTSCache
+from harness.voices.cache import CachedVoice, TTSCache
+from harness.voices.offline import OFFLINE_VOICE_SPECS
 
 __all__ = [
     "ENGINES",
@@ -41,6 +42,7 @@ __all__ = [
     "FliteSpec",
     "RecordedSpec",
     "VoiceSpec",
+    "offline_voices",
     "parse_voice_spec",
     "voice_from_spec",
 ]
@@ -392,3 +394,15 @@ def voice_from_spec(
         name=parsed.name,
         channel=parsed.channel,
     )
+
+
+def offline_voices(
+    *,
+    cache: TTSCache | str | None = None,
+    record_mode: RecordMode | str | None = None,
+) -> list[CachedVoice]:
+    """Every voice in :data:`OFFLINE_VOICE_SPECS`, built (not checked against the system)."""
+    return [
+        voice_from_spec(s, cache=cache, record_mode=record_mode)  # type: ignore[misc]
+        for s in OFFLINE_VOICE_SPECS
+    ]
