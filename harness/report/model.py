@@ -278,20 +278,20 @@ def load_calls(
         from harness.trace.otlp import TraceFileReport, iter_instances
 
         report = TraceFileReport(source)
-        more = 0
+        more = False
         # streamed: an export of a million spans is read one conversation at a time
         for inst in iter_instances(source, report=report, tolerant=True):
             if len(calls) >= MAX_EXPORT_CALLS:
-                more += 1
-                continue
+                more = True
+                break
             call = CallView(name=inst.conversation_id, instance=inst, scenario=inst.conversation_id)
             _score_if_missing(call)
             calls.append(call)
         if more:
             notes.append(
-                f"the export holds {len(calls) + more} calls: the report shows the first "
-                f"{len(calls)} (the gate table covers all of them when `harness evaluate` wrote "
-                "it); `harness incident import --conversation-id ID` takes out another"
+                f"the export holds more calls than the first {len(calls)} drawn here (the gate "
+                "table covers all of them when `harness evaluate` wrote it); "
+                "`harness incident import --conversation-id ID` takes out another"
             )
         if report.bad_line_count:
             notes.append(
