@@ -7,7 +7,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -17,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.core.process import ManagedProcess, log_tail
 from harness.errors import InfrastructureError
 
 LIVEKIT_VERSION = "v1.13.5"
@@ -152,8 +152,7 @@ class LocalServer:
         self._binary = binary
         self._log_path = log_path
         self._start_timeout = start_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file = None
+        self._proc: ManagedProcess | None = None
         self.info: ServerInfo | None = None
 
     def start(self) -> ServerInfo:
@@ -169,21 +168,18 @@ class LocalServer:
                 fd, name = tempfile.mkstemp(prefix="livekit-server-", suffix=".log")
                 os.close(fd)
                 self._log_path = Path(name)
-            self._log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self._log_path, "ab")
             env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
             env["LIVEKIT_CONFIG"] = _config_body(port, udp, stun, key, secret)
-            self._proc = subprocess.Popen(
+            self._proc = ManagedProcess(
                 [str(binary), "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1"],
-                stdout=self._log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
                 env=env,
-                start_new_session=True,
+                log_path=self._log_path,
+                what="livekit-server",
             )
+            self._proc.spawn()
             info = ServerInfo(f"ws://127.0.0.1:{port}", key, secret, local=True)
             try:
-                wait_until_answers(info.http_url, self._start_timeout, self._proc)
+                wait_until_answers(info.http_url, self._start_timeout, self._proc.process)
             except InfrastructureError as exc:
                 self.stop()
                 if attempt == 2:
@@ -196,9 +192,7 @@ class LocalServer:
         raise AssertionError("unreachable")
 
     def log_tail(self, lines: int = 15) -> str:
-        if self._log_path is None or not self._log_path.exists():
-            return ""
-        return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self._log_path, lines) if self._log_path is not None else ""
 
     @property
     def pid(self) -> int | None:
@@ -206,18 +200,8 @@ class LocalServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        if proc is not None:
+            proc.stop(timeout)
 
     def __enter__(self) -> ServerInfo:
         return self.start()
