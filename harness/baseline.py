@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from harness.errors import ScenarioError
 from harness.gates.model import Gate
 from harness.gates.statistics import statistic_value
 from harness.gates.store import ScoreStore
+from harness.safefile import atomic_write
 
 if TYPE_CHECKING:
     from harness.scoring import PathScores
@@ -87,15 +87,7 @@ def save_baseline(
         "scores": store.to_dict(),
     }
     text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(p, text)
     return p
 
 

@@ -25,6 +25,7 @@ from livekit import rtc
 
 from harness.errors import CallFailure, HarnessError, InfrastructureError
 from harness.plan import CALL_RATE, CallPlan, PlannedTurn
+from harness.safefile import atomic_writer
 
 log = logging.getLogger("harness.caller")
 
@@ -681,12 +682,9 @@ class SyntheticCaller:
         right = listener.channel.render(length)
         stereo = np.stack([left, right], axis=1).reshape(-1)
         path = self.recording_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".wav.part")
-        with wave.open(str(tmp), "wb") as w:
+        with atomic_writer(path) as f, wave.open(f, "wb") as w:
             w.setnchannels(2)
             w.setsampwidth(2)
             w.setframerate(CALL_RATE)
             w.writeframes(stereo.tobytes())
-        tmp.replace(path)
         return path

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError, InfrastructureError, ScenarioError
 from harness.report import report_at_end
+from harness.safefile import atomic_write
 from harness.scoring import gates_config, gates_failed, gates_report, session_verdicts
 
 
@@ -202,9 +203,7 @@ def cmd_gates_export(args: argparse.Namespace) -> int:
         monitor_rules=args.monitor_rules,
     )
     if args.out:
-        tmp = Path(args.out + ".part")
-        tmp.write_text(rules)
-        tmp.replace(args.out)
+        atomic_write(args.out, rules)
         _progress(f"wrote Prometheus rules to {args.out}")
     else:
         print(rules, end="")

@@ -25,6 +25,7 @@ from typing import Any
 from harness.audio import parse_conditions
 from harness.errors import ScenarioError
 from harness.plan import CALL_RATE, CallPlan, PlannedTurn, render_plan
+from harness.safefile import atomic_write
 from harness.scenario import Scenario, load_scenario
 
 __all__ = ["PLAN_FILE", "plan_summary", "render_scenario_audio", "turn_file_name"]
@@ -144,9 +145,7 @@ def render_scenario_audio(
 
     doc = plan_summary(plan, source=scenario.path)
     plan_path = out / PLAN_FILE
-    tmp = plan_path.with_name(PLAN_FILE + ".part")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(plan_path)
+    atomic_write(plan_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     written.append(plan_path)
     say(f"wrote {len(written)} file(s) to {out} in {time.monotonic() - started:.1f} s")
     return written

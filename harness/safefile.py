@@ -1,5 +1,6 @@
 """One way to read the files people hand the harness (scenarios, gates, presets): regular
-files only, a size cap, UTF-8, and every problem an error that names the file and the fix.
+files only, a size cap, UTF-8, and every problem an error that names the file and the fix;
+and one way to write a file: atomically (:func:`atomic_write`).
 
 A FIFO named ``x.yaml`` would block a read for ever, a 50 MB scenario is a mistake, and a
 file in another encoding deserves its name in the message, not a ``UnicodeDecodeError``.
@@ -8,13 +9,23 @@ The cap is ``HARNESS_MAX_CONFIG_BYTES`` (default 2 MB).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from harness.errors import ScenarioError
 
-__all__ = ["DEFAULT_MAX_CONFIG_BYTES", "max_config_bytes", "read_config_text"]
+__all__ = [
+    "DEFAULT_MAX_CONFIG_BYTES",
+    "atomic_write",
+    "atomic_writer",
+    "max_config_bytes",
+    "read_config_text",
+]
 
 DEFAULT_MAX_CONFIG_BYTES = 2 * 1024 * 1024
 ENV_MAX = "HARNESS_MAX_CONFIG_BYTES"
@@ -74,3 +85,31 @@ def read_config_text(
             file=name,
             line=line,
         ) from None
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` only when the block ends without an error: a
+    unique temporary name beside it, flushed and fsynced, then renamed over ``path``. A
+    crash leaves the old file (or none), never half of the new one."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: str | Path, data: bytes | str, *, mode: int = 0o644) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically (:func:`atomic_writer`)."""
+    with atomic_writer(path, mode=mode) as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
+from harness.safefile import atomic_writer
+
 
 @dataclass(frozen=True, eq=False)
 class Clip:
@@ -57,14 +59,11 @@ class Clip:
 
     def write_wav(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
-        with wave.open(str(tmp), "wb") as w:
+        with atomic_writer(path) as f, wave.open(f, "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(self.rate)
             w.writeframes(self.to_int16().tobytes())
-        tmp.replace(path)
         return path
 
     @classmethod

@@ -16,12 +16,12 @@ end of every pytest session, ``harness run``, ``harness evaluate`` and monitor c
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.report.names import PERFETTO_FILE, REPORT_FILE, anchor
+from harness.safefile import atomic_write
 
 if TYPE_CHECKING:
     from harness.report.model import CallView, RunView
@@ -138,24 +138,6 @@ def build_run(
     )
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_report(
     source: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None, **kw: Any
 ) -> Path:
@@ -166,7 +148,7 @@ def write_report(
 
     target = Path(out) if out is not None else default_out(source)
     run = build_run(source, **kw)
-    _atomic_write(target, render_page(run, target.parent))
+    atomic_write(target, render_page(run, target.parent))
     return target
 
 
@@ -182,7 +164,7 @@ def write_perfetto(
     target = Path(out) if out is not None else default_out(source, "perfetto")
     calls, _ = load_calls(Path(source))
     doc = trace_events(sorted(calls, key=lambda c: c.name))
-    _atomic_write(target, json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
+    atomic_write(target, json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
     return target
 
 

@@ -26,7 +26,6 @@ import bisect
 import json
 import math
 import os
-import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from harness.errors import ScenarioError
+from harness.safefile import atomic_write
 from harness.trace import conventions as c
 from harness.trace.instance import Instance, Span, SpanEvent, SpanLink, prefer
 from harness.trace.join import _adoptable, join_values
@@ -691,23 +691,6 @@ def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return p / TRACE_FILE, p / CALLER_FILE
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def save_instance(instance: Instance, path: str | os.PathLike[str]) -> Path:
     """Write ``instance`` as ``trace.jsonl`` + ``caller.json``; returns the trace file.
 
@@ -725,8 +708,8 @@ def save_instance(instance: Instance, path: str | os.PathLike[str]) -> Path:
         "caller": instance.caller,
     }
     side_text = json.dumps(side, indent=2, allow_nan=False) + "\n"
-    _atomic_write(trace_file, "".join(line + "\n" for line in lines))
-    _atomic_write(side_file, side_text)
+    atomic_write(trace_file, "".join(line + "\n" for line in lines))
+    atomic_write(side_file, side_text)
     return trace_file
 
 

@@ -11,12 +11,10 @@ settings, text}``. Credentials and endpoints are never part of a key or a sideca
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
 import json
 import os
-import tempfile
 import wave
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.audio.clip import Clip
+from harness.safefile import atomic_write
 from harness.voices.base import (
     RecordMode,
     TTSCacheMiss,
@@ -106,21 +105,6 @@ class CacheEntry:
 
 
 _MISSING = object()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _wav_bytes(clip: Clip) -> bytes:
@@ -207,8 +191,8 @@ class TTSCache:
             "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
         }
         sidecar = json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-        _atomic_write(self.sidecar_path(digest), sidecar.encode("utf-8"))
-        _atomic_write(self.wav_path(digest), _wav_bytes(clip))
+        atomic_write(self.sidecar_path(digest), sidecar.encode("utf-8"))
+        atomic_write(self.wav_path(digest), _wav_bytes(clip))
         return CacheEntry(
             digest=digest,
             key=key,

@@ -281,7 +281,7 @@ def test_temp_files_are_hidden_siblings(cache, monkeypatch):
     for src, dst in seen:
         assert os.path.dirname(src) == os.path.dirname(dst)
         assert os.path.basename(src).startswith(".")
-        assert src.endswith(".tmp")
+        assert src.endswith(".part")
     assert seen[0][1].endswith(".json") and seen[1][1].endswith(".wav")
 
 
