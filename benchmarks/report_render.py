@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.gates.scoring import SCORES_FILE, score_instance, score_record  # noqa: E402
 from harness.report import write_report  # noqa: E402
-from harness.scoring import SCORES_FILE, score_instance, score_record  # noqa: E402
 from harness.trace.otlp import load_instance  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "instances" / "clinic_10_turns"

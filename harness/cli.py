@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import HarnessError, InfrastructureError, ScenarioError
+from harness.core.errors import HarnessError, InfrastructureError, ScenarioError
+from harness.core.files import atomic_write
+from harness.gates.scoring import gates_config, gates_failed, gates_report, session_verdicts
 from harness.report import report_at_end
-from harness.safefile import atomic_write
-from harness.scoring import gates_config, gates_failed, gates_report, session_verdicts
 
 
 def _progress(msg: str) -> None:
@@ -17,7 +17,7 @@ def _progress(msg: str) -> None:
 
 
 def _collector(args: argparse.Namespace) -> dict[str, object]:
-    from harness.config import parse_collector_address
+    from harness.session.config import parse_collector_address
 
     if not getattr(args, "collector", None):
         return {}
@@ -29,9 +29,9 @@ def _collector(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.engine import CallSession, Schedule, SessionConfig
-    from harness.scenario import load_scenarios, resolve_agent_name
-    from harness.summary import call_table
+    from harness.scenario.model import load_scenarios, resolve_agent_name
+    from harness.session.engine import CallSession, Schedule, SessionConfig
+    from harness.session.summary import call_table
 
     scenarios = load_scenarios(args.paths)
     if not scenarios:
@@ -69,9 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from harness.engine import CallSession, SessionConfig
-    from harness.scenario import load_scenario, resolve_agent_name
-    from harness.sweep import sweep_conditions, sweep_table
+    from harness.scenario.model import load_scenario, resolve_agent_name
+    from harness.session.engine import CallSession, SessionConfig
+    from harness.session.sweep import sweep_conditions, sweep_table
 
     scenario = load_scenario(args.scenario)
     resolve_agent_name(scenario, args.agent_name)
@@ -173,13 +173,13 @@ def _json_arg(text: str | None):
 
 
 def _baseline(path: str | None):
-    from harness.baseline import load_baseline
+    from harness.gates.baseline import load_baseline
 
     return load_baseline(path) if path else None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from harness.scoring import evaluate_path
+    from harness.gates.scoring import evaluate_path
 
     result = evaluate_path(args.path)
     if result.calls == 0:
@@ -211,7 +211,7 @@ def cmd_gates_export(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
-    from harness.baseline import save_run_baseline
+    from harness.gates.baseline import save_run_baseline
 
     path, result = save_run_baseline(args.run, args.out)
     for line in result.lines():
@@ -233,7 +233,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from harness.show import render_tree
+    from harness.report.tree import render_tree
     from harness.trace.otlp import load_instance
 
     print(render_tree(load_instance(args.path, args.conversation), everything=args.all))
@@ -241,7 +241,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_audio_render(args: argparse.Namespace) -> int:
-    from harness.render import render_scenario_audio
+    from harness.plan.render import render_scenario_audio
 
     render_scenario_audio(args.scenario, args.out, conditions=args.conditions, seed=args.seed)
     return 0

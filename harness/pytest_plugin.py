@@ -1,6 +1,6 @@
 """pytest wiring: options, scenario collection, per-call items, the session's calls.
 
-No logic lives here: it turns options into a :class:`harness.config.SessionConfig`,
+No logic lives here: it turns options into a :class:`harness.session.config.SessionConfig`,
 scenario files into items, and outcomes into pytest reports. Infrastructure problems
 are raised in an item's setup (reported as errors); agent misbehaviour in its call
 (reported as failures).
@@ -8,7 +8,7 @@ are raised in an item's setup (reported as errors); agent misbehaviour in its ca
 Installing the package loads this plugin into every pytest run of the environment, so
 it collects only the files that the ini option ``harness_scenarios`` names: glob
 patterns relative to the rootdir, where ``**`` matches any number of directories (see
-:mod:`harness.collect`). The default is ``**/*.scenario.yaml`` and ``**/*.scenario.yml``;
+:mod:`harness.scenario.discover`). The default is ``**/*.scenario.yaml`` and ``**/*.scenario.yml``;
 a project whose scenarios are plain ``.yaml`` files says so, e.g. in pyproject.toml::
 
     [tool.pytest.ini_options]
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import HarnessError, InfrastructureError, ScenarioError
+from harness.core.errors import HarnessError, InfrastructureError, ScenarioError
 
 _OPTIONS: list[tuple[str, str, type, Any, str]] = [
     # (name, ini name, type, default, help)
@@ -85,7 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for name, ini, help_ in _GATE_OPTIONS:
         group.addoption(f"--{name}", dest=f"harness_{name}", metavar="FILE", help=help_)
         parser.addini(ini, help_, default=None)
-    from harness.collect import DEFAULT_SCENARIO_GLOBS
+    from harness.scenario.discover import DEFAULT_SCENARIO_GLOBS
 
     parser.addini(
         "harness_scenarios",
@@ -110,7 +110,7 @@ def _setting(config: pytest.Config, name: str, ini: str, typ: type, default: Any
 
 
 def _agent_command(config: pytest.Config) -> tuple[str | None, str | None]:
-    from harness.config import agent_command, remote_server_source
+    from harness.session.config import agent_command, remote_server_source
 
     remote = remote_server_source(
         config.getoption("harness_livekit_url"),
@@ -122,9 +122,9 @@ def _agent_command(config: pytest.Config) -> tuple[str | None, str | None]:
 
 
 def session_config(config: pytest.Config):
-    """The one place options become a :class:`harness.config.SessionConfig` (also called
+    """The one place options become a :class:`harness.session.config.SessionConfig` (also called
     in each pytest-xdist worker)."""
-    from harness.config import SessionConfig, parse_collector_address
+    from harness.session.config import SessionConfig, parse_collector_address
 
     kw = {n: _setting(config, n, ini, t, d) for n, ini, t, d, _ in _OPTIONS}
     kw["artifacts"] = Path(kw["artifacts"])
@@ -161,7 +161,7 @@ def pytest_configure(config: pytest.Config) -> None:
     }
     cfg = session_config(config)  # bad option values are usage errors now, not at the first call
     if not hasattr(config, "workerinput"):
-        from harness.config import collector_conflict
+        from harness.session.config import collector_conflict
 
         workers = getattr(config.option, "numprocesses", None) or 0  # pytest-xdist's -n
         problem = collector_conflict(cfg.collector_port, workers)
@@ -184,7 +184,7 @@ def pytest_configure_node(node: Any) -> None:  # pytest-xdist: one run id for al
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    from harness.collect import is_scenario_file
+    from harness.scenario.discover import is_scenario_file
 
     config = parent.config
     if is_scenario_file(file_path, config.rootpath, config.getini("harness_scenarios")):
@@ -194,8 +194,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class ScenarioFile(pytest.File):
     def collect(self):
-        from harness.collect import shown_path
-        from harness.scenario import load_scenario, resolve_agent_name
+        from harness.scenario.discover import shown_path
+        from harness.scenario.model import load_scenario, resolve_agent_name
 
         cfg = session_config(self.config)
         shown = shown_path(self.path, cwd=Path.cwd(), rootdir=self.config.rootpath)
@@ -250,7 +250,7 @@ class ScenarioItem(pytest.Item):
             raise self.outcome.error
 
     def runtest(self) -> None:
-        from harness.engine import session_failure
+        from harness.session.engine import session_failure
 
         err = session_failure(self.outcome)
         if err is not None:
@@ -274,7 +274,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _schedule(config: pytest.Config):
-    from harness.engine import CallSession, Schedule
+    from harness.session.engine import CallSession, Schedule
 
     state = config.stash[_SESSION]
     if state["error"] is not None:
@@ -327,7 +327,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # pytest-xdist controll
 
 
 def _gate_run(config: pytest.Config):
-    from harness.scoring import GateRun
+    from harness.gates.scoring import GateRun
 
     state = config.stash[_SESSION]
     if state["gate_run"] is None:
@@ -340,8 +340,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash[_SESSION]
     if state["session"] is None and state["gate_run"] is None:
         return  # no call was placed, here or in a worker: import nothing
-    from harness.scoring import GateRun, gates_failed
-    from harness.summary import CallRow
+    from harness.gates.scoring import GateRun, gates_failed
+    from harness.session.summary import CallRow
 
     rows = [CallRow.from_outcome(o) for o in state["outcomes"]]
     call_session = state["session"]
@@ -386,8 +386,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     run = state["gate_run"]
     if run is None or not run.rows:
         return
-    from harness.scoring import gates_report
-    from harness.summary import call_table
+    from harness.gates.scoring import gates_report
+    from harness.session.summary import call_table
 
     terminalreporter.section("harness calls")
     terminalreporter.write_line(call_table(run.rows))
@@ -409,5 +409,5 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def harness_session(request: pytest.FixtureRequest):
-    """The session's :class:`harness.engine.CallSession` (server, agent, collector)."""
+    """The session's :class:`harness.session.engine.CallSession` (server, agent, collector)."""
     return _schedule(request.config).session

@@ -20,7 +20,7 @@ import numpy as np
 from harness.audio.clip import Clip
 from harness.audio.effects import FunctionEffect, check_choice, check_range
 from harness.audio.measure import active_mask
-from harness.errors import InfrastructureError
+from harness.core.errors import InfrastructureError
 
 __all__ = ["BED_KINDS", "NOISE_KINDS", "colored_noise", "noise", "noise_bed", "noise_dir"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from harness.safefile import atomic_writer
+from harness.core.files import atomic_writer
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,9 +70,9 @@ class Clip:
     def read_wav(cls, path: str | Path, channel: int | None = None) -> Clip:
         """Read a 16-bit PCM WAV. Stereo files need ``channel`` (0 = left).
 
-        Raises :class:`~harness.errors.ScenarioError` naming the file for anything that is
+        Raises :class:`~harness.core.errors.ScenarioError` naming the file for anything that is
         not a whole 16-bit PCM WAV (truncated, garbled, another format)."""
-        from harness.errors import ScenarioError
+        from harness.core.errors import ScenarioError
 
         try:
             with wave.open(str(path), "rb") as w:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.signal import butter, resample_poly, sosfiltfilt
 
 from harness.audio.effects import FunctionEffect, check_choice, check_range
-from harness.errors import InfrastructureError
+from harness.core.errors import InfrastructureError
 
 __all__ = [
     "alaw_decode",
@@ -169,7 +169,7 @@ def opus(bitrate_kbps: float = 12.0) -> FunctionEffect:
     Uses ``-application voip``, 20 ms frames, single thread; Ogg in between. Clips at a rate
     Opus does not take (e.g. 44.1 kHz) go through 48 kHz. The codec delay is removed by the
     Ogg pre-skip; the output is trimmed or zero-padded to the input length. Needs ``ffmpeg``
-    on PATH; raises :class:`~harness.errors.InfrastructureError` if it is missing.
+    on PATH; raises :class:`~harness.core.errors.InfrastructureError` if it is missing.
     """
     bitrate_kbps = check_range("opus", "bitrate_kbps", bitrate_kbps, 6.0, 128.0)
 

@@ -25,7 +25,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.signal import correlate, fftconvolve, lfilter
 
 from harness.audio.clip import Clip
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 
 __all__ = [
     "AudioEffect",
@@ -46,7 +46,7 @@ __all__ = [
 class ConditionError(ScenarioError, ValueError):
     """An audio effect or condition spec is invalid.
 
-    It is a :class:`~harness.errors.ScenarioError` (so scenario loading reports it with file,
+    It is a :class:`~harness.core.errors.ScenarioError` (so scenario loading reports it with file,
     line and field) and a :class:`ValueError` (so plain Python callers can catch it as one).
     ``loc`` is the path of the offending value inside the spec, e.g. ``(1, "noise",
     "snr_db")``; ``param`` is the parameter name when one parameter is at fault.

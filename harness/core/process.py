@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from harness.errors import InfrastructureError
+from harness.core.errors import InfrastructureError
 
 __all__ = ["ManagedProcess", "log_tail"]
 

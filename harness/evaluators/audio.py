@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 from harness.evaluators._common import number
 from harness.evaluators.base import (
     UNIT_BOOL,
@@ -188,7 +188,7 @@ class AudioHealth(BaseEvaluator):
     name = "audio"
     reads_recording = True
     """Its Scores are left out, and the recording reported, when the call's recording
-    cannot be used (:func:`harness.scoring.score_call`)."""
+    cannot be used (:func:`harness.gates.scoring.score_call`)."""
     metrics = (
         MetricInfo("dead_air_longest", UNIT_MS, "longest silence on both channels within the call"),
         MetricInfo("dead_air_count", UNIT_COUNT, "silences on both channels of at least 3 s"),

@@ -2,7 +2,7 @@
 
 The same gates file decides a pytest session in CI, alerts over a rolling window in
 monitoring, and is exported as Prometheus alerting rules. Percentiles come from mergeable
-sketches (:mod:`harness.sketch`), so xdist workers and monitoring windows combine exactly,
+sketches (:mod:`harness.gates.sketch`), so xdist workers and monitoring windows combine exactly,
 and each :class:`Verdict` says how many samples it rests on and how sure it is.
 
 Typical use::

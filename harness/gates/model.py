@@ -8,7 +8,7 @@ order of :func:`discover_gates`:
   other parts of the harness and are not read here;
 - ``pyproject.toml``: ``[[tool.harness.gates]]`` (an array of tables) or
   ``[tool.harness.gates.<name>]`` tables;
-- otherwise the defaults shipped in ``harness/default_gates.yaml``.
+- otherwise the defaults shipped in ``harness/gates/default_gates.yaml``.
 
 ``gates`` is a list of gates, or a mapping from gate name to gate. A gate::
 
@@ -52,8 +52,8 @@ from pydantic import (
     model_validator,
 )
 
-from harness.errors import ScenarioError
-from harness.yamlsource import load_with_lines, refuse_bool_numbers, render_loc
+from harness.core.errors import ScenarioError
+from harness.core.yamlfile import load_with_lines, refuse_bool_numbers, render_loc
 
 __all__ = [
     "DEFAULT_GATES_PATH",
@@ -69,7 +69,7 @@ __all__ = [
     "parse_gates",
 ]
 
-DEFAULT_GATES_PATH = Path(__file__).resolve().parent.parent / "default_gates.yaml"
+DEFAULT_GATES_PATH = Path(__file__).resolve().parent / "default_gates.yaml"
 
 Statistic = Literal["p50", "p90", "p95", "p99", "mean", "rate", "min", "max"]
 Direction = Literal["above", "below"]
@@ -355,7 +355,7 @@ def _pyproject_gates(data: Mapping[str, Any]) -> Any:
 def load_gates(path: str | Path) -> GatesConfig:
     """The gates of ``path``: a YAML file with a ``gates:`` key, or a ``pyproject.toml`` with
     ``tool.harness.gates``. Raises :class:`GatesFileError`."""
-    from harness.safefile import read_config_text
+    from harness.core.files import read_config_text
 
     p = Path(path)
     text = read_config_text(p, what="gates file", error=GatesFileError)
@@ -371,7 +371,7 @@ def load_gates(path: str | Path) -> GatesConfig:
 
 
 def default_gates() -> GatesConfig:
-    """The gates shipped in ``harness/default_gates.yaml``."""
+    """The gates shipped in ``harness/gates/default_gates.yaml``."""
     config = load_gates(DEFAULT_GATES_PATH)
     config._source = "<defaults>"
     return config
@@ -384,7 +384,7 @@ def discover_gates(root: str | Path = ".") -> GatesConfig:
     for name in ("harness.yaml", "harness.yml"):
         f = base / name
         if f.is_file():
-            from harness.safefile import read_config_text
+            from harness.core.files import read_config_text
 
             text = read_config_text(f, what="gates file", error=GatesFileError)
             try:
@@ -395,7 +395,7 @@ def discover_gates(root: str | Path = ".") -> GatesConfig:
                 return _load_yaml(f, text)
     py = base / "pyproject.toml"
     if py.is_file():
-        from harness.safefile import read_config_text
+        from harness.core.files import read_config_text
 
         data = _toml(py, read_config_text(py, what="pyproject.toml", error=GatesFileError))
         if _pyproject_gates(data) is not None:

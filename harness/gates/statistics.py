@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from harness.gates.model import QUANTILES
-from harness.sketch import DEFAULT_CONFIDENCE, Distribution
+from harness.gates.sketch import DEFAULT_CONFIDENCE, Distribution
 
 __all__ = ["statistic_ci", "statistic_value"]
 
 
 def statistic_value(dist: Distribution, statistic: str) -> float | None:
-    """p50/p90/p95/p99 (the inverse empirical CDF, see :mod:`harness.sketch`), mean, rate
+    """p50/p90/p95/p99 (the inverse empirical CDF, see :mod:`harness.gates.sketch`), mean, rate
     (the share of non-zero values), min or max of ``dist``; None when it is empty."""
     if not dist.count:
         return None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.evaluators.base import Score
-from harness.sketch import DEFAULT_EXACT_LIMIT, DEFAULT_RELATIVE_ACCURACY, Distribution
+from harness.gates.sketch import DEFAULT_EXACT_LIMIT, DEFAULT_RELATIVE_ACCURACY, Distribution
 from harness.trace.validate import ANY_METRIC, DataError
 
 __all__ = ["ScoreStore", "SeriesKey"]
@@ -31,11 +31,11 @@ class SeriesKey:
 
 
 class ScoreStore:
-    """Scores of many calls, one :class:`~harness.sketch.Distribution` per series.
+    """Scores of many calls, one :class:`~harness.gates.sketch.Distribution` per series.
 
     pytest-xdist workers each fill one, ship it as JSON (:meth:`to_json`) and the controller
     :meth:`merge`\\ s them; a monitoring window merges the stores of its calls; a baseline is
-    a saved store. Merging is exact (see :mod:`harness.sketch`).
+    a saved store. Merging is exact (see :mod:`harness.gates.sketch`).
     """
 
     def __init__(

@@ -12,7 +12,7 @@ from harness.gates.statistics import statistic_ci, statistic_value
 from harness.gates.store import ScoreStore
 
 if TYPE_CHECKING:
-    from harness.baseline import BaselineComparison
+    from harness.gates.baseline import BaselineComparison
 
 __all__ = ["Status", "Verdict", "evaluate_gate", "evaluate_gates", "format_value"]
 
@@ -25,7 +25,7 @@ class Verdict:
     """One gate's outcome.
 
     ``value`` is the gate's statistic over the ``n`` samples that match it (None without
-    samples); ``ci`` its 95 % confidence interval (see :mod:`harness.sketch`; ``-inf``/``inf``
+    samples); ``ci`` its 95 % confidence interval (see :mod:`harness.gates.sketch`; ``-inf``/``inf``
     for an end the data cannot bound; None when undefined); ``threshold`` the threshold
     crossed (fail, else warn), or for a pass the first threshold it would cross; for a
     baseline regression, the baseline value worsened by the rule's ``max_regression``.
@@ -191,7 +191,7 @@ def _evaluate(gate: Gate, store: ScoreStore, baseline: ScoreStore | None) -> Ver
 
     cmp = None
     if gate.baseline is not None and baseline is not None:
-        from harness.baseline import compare
+        from harness.gates.baseline import compare
 
         cmp = compare(gate, store, baseline)
         if cmp is not None:

@@ -27,7 +27,7 @@ import yaml
 from harness.evaluators.base import UNIT_COUNT, UNIT_RATIO, BaseEvaluator, MetricInfo, Score
 from harness.incident.errors import IncidentError
 from harness.incident.redact import Redactor, is_national_id
-from harness.scenario import FailingLayer
+from harness.scenario.model import FailingLayer
 from harness.trace import conventions as c
 
 if TYPE_CHECKING:

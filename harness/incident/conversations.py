@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError, ScenarioError
+from harness.core.errors import HarnessError, ScenarioError
 from harness.incident.errors import IncidentError
 from harness.incident.redact import Redactor
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 
 
 class IncidentError(ScenarioError):

@@ -6,7 +6,7 @@ scenario's keys in a fixed order; then the turns as the call happened, each prec
 comment with what the agent said before it. Strings are always double-quoted, with YAML
 escapes for anything unprintable, so any transcript round-trips through ``yaml.safe_load``.
 
-:func:`check_fixture` parses the text as a :class:`~harness.scenario.Scenario` before
+:func:`check_fixture` parses the text as a :class:`~harness.scenario.model.Scenario` before
 anything is written. The fields this module emits that the scenario model may not have yet
 (``incident:``, ``expect.no_loop``, ``expect.max_response_latency_ms``,
 ``expect.end_state``) are checked against :class:`IncidentInfo` and :class:`IncidentExpect`
@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.scenario import EndStateSpec, IncidentInfo, Scenario, parse_scenario
+from harness.scenario.model import EndStateSpec, IncidentInfo, Scenario, parse_scenario
 
 __all__ = [
     "FixtureSpec",
@@ -245,7 +245,7 @@ def render_fixture(spec: FixtureSpec) -> str:
 
 def check_fixture(text: str, path: str | Path = "<incident>") -> Scenario:
     """Parse a fixture as a Scenario, voice specs and conditions included; raises
-    :class:`~harness.errors.ScenarioError`."""
+    :class:`~harness.core.errors.ScenarioError`."""
     from harness.audio import parse_conditions
     from harness.voices import parse_voice_spec
 

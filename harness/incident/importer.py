@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError, ScenarioError
+from harness.core.errors import HarnessError, ScenarioError
 from harness.incident.classify import (
     Classification,
     Finding,

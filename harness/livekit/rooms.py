@@ -12,7 +12,7 @@ from datetime import timedelta
 import aiohttp
 from livekit import api
 
-from harness.errors import InfrastructureError
+from harness.core.errors import InfrastructureError
 from harness.livekit.server import ServerInfo
 
 CALLER_TOKEN_TTL = timedelta(minutes=10)

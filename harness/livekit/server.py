@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.core.errors import InfrastructureError
 from harness.core.process import ManagedProcess, log_tail
-from harness.errors import InfrastructureError
 
 LIVEKIT_VERSION = "v1.13.5"
 _REPO_ROOT = Path(__file__).resolve().parents[2]

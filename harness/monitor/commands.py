@@ -63,7 +63,7 @@ def compare_versions(
 ) -> str:
     """Two agent versions' gate tables side by side over the same window, with each gate's
     one-sided Mann-Whitney U test of B against A (the baseline rank test)."""
-    from harness.baseline import compare
+    from harness.gates.baseline import compare
 
     now = time.time() if now is None else now
     since = now - duration_seconds(window)
@@ -121,7 +121,7 @@ def candidates_table(store: MonitorStore) -> str:
 
 def candidate_trace(store: MonitorStore, candidate_id: str) -> Path:
     """The saved trace of one candidate; a clear error for an unknown id."""
-    from harness.errors import ScenarioError
+    from harness.core.errors import ScenarioError
 
     c = store.candidate(candidate_id)
     if c is None:
@@ -175,17 +175,17 @@ def monitor_config(
     tick: str = "5s",
 ):
     """A :class:`~harness.monitor.runner.MonitorConfig` from the command line's values,
-    with every problem a :class:`~harness.errors.ScenarioError` naming the option."""
+    with every problem a :class:`~harness.core.errors.ScenarioError` naming the option."""
     import os
 
-    from harness.config import parse_collector_address
-    from harness.errors import ScenarioError
+    from harness.core.errors import ScenarioError
+    from harness.gates.scoring import gates_config
     from harness.monitor.alerts import channel_from_spec
     from harness.monitor.runner import MonitorConfig
     from harness.monitor.schedule import Every, ScheduleError, parse_schedule
     from harness.monitor.windows import parse_windows
-    from harness.scenario import load_scenarios, resolve_agent_name
-    from harness.scoring import gates_config
+    from harness.scenario.model import load_scenarios, resolve_agent_name
+    from harness.session.config import parse_collector_address
 
     def opt(name: str, fn, value):
         try:

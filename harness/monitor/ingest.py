@@ -12,9 +12,9 @@ either the after-call workflow's root has arrived too or ``grace_s`` has passed 
 workflow spans are the rule: the workflow runs after the call), and no span has arrived for
 ``settle_s``. A conversation that never finishes its conversational layer is scored,
 incomplete, once it has been quiet for ``abandon_s``. Finished conversations are scored by
-the same evaluators as CI (:func:`harness.scoring.score_instance`), stored with
+the same evaluators as CI (:func:`harness.gates.scoring.score_instance`), stored with
 ``source="production"``, and a call that fails a per-call condition
-(:mod:`harness.monitor.conditions`) is saved as an incident candidate.
+(:mod:`harness.gates.conditions`) is saved as an incident candidate.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.monitor.conditions import call_failures
+from harness.gates.conditions import call_failures
+from harness.gates.scoring import score_instance
 from harness.monitor.model import CallRecord, Candidate
-from harness.scoring import score_instance
 from harness.trace import conventions as c
 from harness.trace.collector import Collector, CollectorThread
 from harness.trace.instance import Instance

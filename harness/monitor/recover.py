@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.evaluators.base import Score
+from harness.gates.scoring import SCORES_FILE
 from harness.monitor.model import CallRecord
-from harness.scoring import SCORES_FILE
 from harness.trace.validate import DataError
 
 __all__ = ["Recovered", "recover_unstored"]

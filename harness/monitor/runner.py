@@ -4,7 +4,7 @@ One process, three threads of work:
 
 - the **schedule** (this module's loop): at each due slot, a cycle places every scenario
   as a real call to the deployed agent through the engine pytest uses
-  (:class:`~harness.engine.CallSession`, never starting an agent or a server), and stores
+  (:class:`~harness.session.engine.CallSession`, never starting an agent or a server), and stores
   each completed call in its own transaction;
 - the **receiver**: the session's OTLP collector on a fixed address, which takes the spans
   of the synthetic calls and, through :class:`~harness.monitor.ingest.ProductionIngest`,
@@ -27,9 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import SessionConfig
-from harness.engine import CallOutcome, CallSession
-from harness.errors import HarnessError, InfrastructureError
+from harness.core.errors import HarnessError, InfrastructureError
 from harness.gates import GatesConfig
 from harness.gates.verdict import format_value
 from harness.monitor.alerts import AlertChannel
@@ -41,7 +39,9 @@ from harness.monitor.states import INFRASTRUCTURE_KEY as INFRA_KEY
 from harness.monitor.states import AlertPolicy, AlertTracker, gate_alertname
 from harness.monitor.store import MonitorStore
 from harness.monitor.windows import WindowReport, evaluate_window
-from harness.scenario import Scenario
+from harness.scenario.model import Scenario
+from harness.session.config import SessionConfig
+from harness.session.engine import CallOutcome, CallSession
 
 __all__ = ["CycleResult", "Monitor", "MonitorConfig", "infra_kind"]
 

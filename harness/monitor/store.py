@@ -13,7 +13,7 @@ Why SQLite and why these settings:
 - **Cycles are claimed** (:meth:`MonitorStore.begin_cycle`) before they run, so a restart
   never runs a slot twice, whatever state the killed run left it in.
 - Each call keeps its own :class:`~harness.gates.store.ScoreStore` JSON ("sketch"); a
-  window is the exact merge of its calls' sketches (see :mod:`harness.sketch`), so reading
+  window is the exact merge of its calls' sketches (see :mod:`harness.gates.sketch`), so reading
   a window never re-adds every score. The per-score rows are kept too, so a
   :class:`~harness.monitor.model.CallRecord` reads back equal to the one stored.
 
@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.evaluators.base import Score
 from harness.gates.store import ScoreStore
 from harness.monitor.model import SOURCES, CallRecord, Candidate, InfraFailure

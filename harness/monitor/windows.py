@@ -1,7 +1,7 @@
 """Rolling windows: the stored calls of the last N minutes, merged, under the gates.
 
 A window's distributions are the merge of its calls' stored sketches (exact, see
-:mod:`harness.sketch`), so a window's p90 is the p90 of its calls' samples within the
+:mod:`harness.gates.sketch`), so a window's p90 is the p90 of its calls' samples within the
 sketch's stated error, the same figure ``harness evaluate`` gives over those calls. Each gate
 gets a :data:`~harness.monitor.model.GateState`; a window with too few samples, or one the
 monitor stopped feeding (no cycle finished within two periods), is ``no_data``, never ok.

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.core.files import atomic_write
 from harness.report.names import PERFETTO_FILE, REPORT_FILE, anchor
-from harness.safefile import atomic_write
 
 if TYPE_CHECKING:
     from harness.report.model import CallView, RunView
@@ -56,8 +56,8 @@ def report_link(call_dir: str | os.PathLike[str]) -> str:
 
 
 def _sweep_rows(calls: Sequence[CallView]) -> list[Any]:
-    from harness.summary import percentile
-    from harness.sweep import SweepRow
+    from harness.session.summary import percentile
+    from harness.session.sweep import SweepRow
 
     groups: dict[str, list[CallView]] = {}
     for call in sorted(calls, key=lambda c: c.name):
@@ -120,7 +120,7 @@ def build_run(
             )
     if verdicts is None:
         from harness.gates import evaluate_gates
-        from harness.scoring import gates_config
+        from harness.gates.scoring import gates_config
 
         gates = gates if gates is not None else gates_config(None, Path.cwd())
         verdicts = evaluate_gates(gates, store, baseline)

@@ -121,8 +121,8 @@ def lookup_incident(
         candidate = fixtures / f"{scenario_id}.yaml"
         if not candidate.is_file():
             return None
-        from harness.errors import ScenarioError
-        from harness.scenario import load_scenario
+        from harness.core.errors import ScenarioError
+        from harness.scenario.model import load_scenario
 
         try:
             scenario = load_scenario(candidate)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError, ScenarioError
+from harness.core.errors import HarnessError, ScenarioError
 from harness.evaluators.base import Score
 from harness.report.names import PERFETTO_FILE, REPORT_FILE, anchor
 from harness.trace.instance import Instance, Span
@@ -32,7 +32,7 @@ __all__ = [
     "load_calls",
 ]
 
-# Written by the call engine next to each call's trace (harness.engine.write_artifacts);
+# Written by the call engine next to each call's trace (harness.session.engine.write_artifacts);
 # read here only. When the run directory gets its one owning module, take the names from it.
 _TIMINGS_FILE = "timings.json"
 
@@ -254,7 +254,7 @@ def _call_from_dir(call_dir: Path, scores: Mapping[str, list[Score]]) -> CallVie
 def _score_if_missing(call: CallView) -> None:
     if call.scores or not (call.instance.spans or call.instance.caller):
         return
-    from harness.scoring import score_instance
+    from harness.gates.scoring import score_instance
 
     call.scores = tuple(score_instance(call.instance))
 
@@ -268,7 +268,7 @@ def load_calls(
 ) -> tuple[list[CallView], list[str]]:
     """Every call under ``source`` (a run directory, one call's directory, or a trace export
     file), and a note for each that could not be read. ``only``: these call directories."""
-    from harness.scoring import SCORES_FILE
+    from harness.gates.scoring import SCORES_FILE
 
     notes: list[str] = []
     calls: list[CallView] = []
@@ -430,7 +430,7 @@ def expectation_evidence(inst: Instance, text: str) -> Evidence:
 def score_evidence(inst: Instance, scores: Sequence[Score]) -> list[Evidence]:
     """The per-call conditions the scores fail (the monitor's incident rules), each with its
     turn and span."""
-    from harness.monitor.conditions import CALL_CONDITIONS
+    from harness.gates.conditions import CALL_CONDITIONS
 
     out: list[Evidence] = []
     for cond in CALL_CONDITIONS:

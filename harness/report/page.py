@@ -75,7 +75,7 @@ def _verdict(v: str) -> Markup:
 
 
 def _calls_table(run: RunView) -> Markup:
-    from harness.summary import percentile
+    from harness.session.summary import percentile
 
     rows = []
     for call in run.calls:
@@ -394,7 +394,7 @@ def _attr_rows(attrs: dict[str, Any]) -> Markup:
 
 
 def _span_row(call: CallView, tl: Timeline, bar: Bar, playable: bool) -> Markup:
-    from harness.show import QUIET_SPANS, key_attributes
+    from harness.report.tree import QUIET_SPANS, key_attributes
 
     s = bar.span
     layer = s.layer or "unknown"
@@ -529,7 +529,7 @@ def _waterfall(call: CallView, tl: Timeline, playable: bool) -> Markup:
         el("div", el("div", f"spans ({len(tl.bars)})", class_="wf-label"), class_="wf-row wf-group")
     )
     rows.extend(_span_row(call, tl, b, playable) for b in tl.bars)
-    from harness.show import QUIET_SPANS
+    from harness.report.tree import QUIET_SPANS
 
     quiet = sum(1 for b in tl.bars if b.span.name in QUIET_SPANS and not b.span.is_error)
     toggle = (

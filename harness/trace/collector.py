@@ -56,7 +56,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from harness.errors import InfrastructureError, ScenarioError
+from harness.core.errors import InfrastructureError, ScenarioError
 from harness.trace import conventions as c
 from harness.trace.health import SPAN_CAP_ENV, SessionTraceReport, over_cap_reason
 from harness.trace.instance import Instance, Span, prefer

@@ -37,8 +37,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from harness.errors import ScenarioError
-from harness.safefile import atomic_write
+from harness.core.errors import ScenarioError
+from harness.core.files import atomic_write
 from harness.trace import conventions as c
 from harness.trace.instance import Instance, Span, SpanEvent, SpanLink, prefer
 from harness.trace.join import _adoptable, join_values

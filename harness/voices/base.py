@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from harness.audio.clip import Clip
-from harness.errors import HarnessError, InfrastructureError
+from harness.core.errors import HarnessError, InfrastructureError
 
 __all__ = [
     "RecordMode",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.audio.clip import Clip
-from harness.safefile import atomic_write
+from harness.core.files import atomic_write
 from harness.voices.base import (
     RecordMode,
     TTSCacheMiss,

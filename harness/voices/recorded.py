@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.audio.clip import Clip
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 from harness.voices.base import VoiceError, VoiceKey, normalize_text
 
 __all__ = ["RecordedVoice", "load_audio"]

@@ -13,7 +13,7 @@ or a mapping whose ``engine`` picks the fields::
      settings: {stability: 0.5, similarity_boost: 0.75, style: 0, speed: 1.0}}
     {engine: recorded, turns: [turn1.wav, turn2.wav]}     # or {text: path, ...}
 
-Unknown keys are rejected; every error is a :class:`~harness.errors.ScenarioError` naming
+Unknown keys are rejected; every error is a :class:`~harness.core.errors.ScenarioError` naming
 the field (``voice.settings.stability``). Parsing never touches the system: whether a
 voice exists is checked when it first renders.
 """
@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 from harness.voices.base import RecordMode, Voice
 from harness.voices.cache import CachedVoice, TTSCache
 from harness.voices.offline import OFFLINE_VOICE_SPECS

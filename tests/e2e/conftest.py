@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine import CallSession, SessionConfig
-from harness.scenario import load_scenario
+from harness.scenario.model import load_scenario
+from harness.session.engine import CallSession, SessionConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CLINIC_CMD = "{python} -m examples.clinic.deploy start"

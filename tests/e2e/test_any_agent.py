@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.agent_process import AgentProcess
-from harness.engine import CallSession, SessionConfig
+from harness.call.agent_process import AgentProcess
 from harness.gates import evaluate_gates, load_gates
 from harness.livekit import LocalServer
-from harness.scenario import load_scenario
+from harness.scenario.model import load_scenario
+from harness.session.engine import CallSession, SessionConfig
 from harness.trace.otlp import load_instance
 from tests.support.loopback import NOT_ISOLATED, Capture, host_addresses, is_loopback, listeners
 
@@ -221,9 +221,9 @@ def test_monitor_scores_a_strangers_agent_synthetic_and_production(tmp_path, mon
     import os
     import time
 
-    from harness.engine import CallSession
     from harness.livekit import rooms
     from harness.monitor.store import MonitorStore
+    from harness.session.engine import CallSession
 
     listen = _free_port()
     state = tmp_path / "state"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import load_scenario, parse_scenario
+from harness.scenario.model import load_scenario, parse_scenario
 from tests.support.turns import TurnReached
 
 pytestmark = pytest.mark.e2e

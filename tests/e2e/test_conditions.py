@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, find, settings
 
-from harness.scenario import load_scenario
-from harness.strategies import audio_conditions, condition_severity
-from harness.sweep import sweep_conditions, sweep_table
+from harness.plan.strategies import audio_conditions, condition_severity
+from harness.scenario.model import load_scenario
+from harness.session.sweep import sweep_conditions, sweep_table
 from harness.trace.otlp import load_instance
 
 pytestmark = pytest.mark.e2e

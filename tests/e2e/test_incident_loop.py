@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.scenario import load_scenario
+from harness.scenario.model import load_scenario
 
 pytestmark = pytest.mark.e2e
 SUITES = Path(__file__).parent / "suites"

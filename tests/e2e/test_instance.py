@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import load_scenario
-from harness.show import render_tree
+from harness.report.tree import render_tree
+from harness.scenario.model import load_scenario
 from harness.trace import conventions as c
 from harness.trace.otlp import load_instance
 from tests.support.recording import assert_caller_left_agent_right

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.agent_process import AgentProcess
-from harness.engine import otel_env
+from harness.call.agent_process import AgentProcess
 from harness.livekit.server import LocalServer
 from harness.monitor.store import MonitorStore
+from harness.session.engine import otel_env
 from tests.support.promstack import Receiver, Stack, free_port
 
 pytestmark = pytest.mark.e2e

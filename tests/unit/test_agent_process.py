@@ -1,4 +1,4 @@
-"""harness.agent_process: readiness is read from this process's own log lines."""
+"""harness.call.agent_process: readiness is read from this process's own log lines."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness.agent_process import READY_MARKER, AgentProcess
-from harness.errors import InfrastructureError
+from harness.call.agent_process import READY_MARKER, AgentProcess
+from harness.core.errors import InfrastructureError
 
 
 def agent(tmp_path, script: str, timeout: float) -> AgentProcess:

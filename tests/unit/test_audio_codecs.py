@@ -12,7 +12,7 @@ import pytest
 from harness import audio
 from harness.audio import codecs, measure
 from harness.audio.clip import Clip
-from harness.errors import InfrastructureError
+from harness.core.errors import InfrastructureError
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 ALL_INT16 = np.arange(-32768, 32768).astype("<i2")

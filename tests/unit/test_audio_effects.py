@@ -10,7 +10,7 @@ import pytest
 from harness import audio
 from harness.audio import measure
 from harness.audio.clip import Clip
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 
 
 def white(seconds: float, rate: int, seed: int = 0, amp: float = 0.1) -> Clip:

@@ -12,7 +12,7 @@ from harness import audio
 from harness.audio import background as noise_mod
 from harness.audio import measure
 from harness.audio.clip import Clip
-from harness.errors import InfrastructureError
+from harness.core.errors import InfrastructureError
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from harness import audio
 from harness.audio import measure, presets
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 

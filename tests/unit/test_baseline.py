@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from harness.baseline import BaselineError, compare, load_baseline, save_baseline
 from harness.evaluators import Score
 from harness.gates import Gate, ScoreStore, evaluate_gate
-from harness.sketch import exact_quantile
+from harness.gates.baseline import BaselineError, compare, load_baseline, save_baseline
+from harness.gates.sketch import exact_quantile
 
 P95_GATE = Gate.model_validate(
     {
@@ -41,7 +41,7 @@ def test_save_and_load_round_trip(tmp_path):
     store.add([Score("tool_success", 1.0, "bool", span="function_tool")])
     path = save_baseline(store, tmp_path / "base" / "baseline.json", meta={"git": "abc123"})
     doc = json.loads(path.read_text())
-    assert doc["format"] == "harness.baseline/1" and doc["meta"] == {"git": "abc123"}
+    assert doc["format"] == "harness.gates.baseline/1" and doc["meta"] == {"git": "abc123"}
     back = load_baseline(path)
     assert back.calls == 2
     assert back.select("e2e_latency").exact == store.select("e2e_latency").exact
@@ -58,7 +58,7 @@ def test_load_errors_name_the_file(tmp_path):
     assert err.value.file == str(bad)
     broken = tmp_path / "broken.json"
     broken.write_text(
-        json.dumps({"format": "harness.baseline/1", "scores": {"format": "harness.scores/1"}})
+        json.dumps({"format": "harness.gates.baseline/1", "scores": {"format": "harness.scores/1"}})
     )
     with pytest.raises(BaselineError):
         load_baseline(broken)
@@ -171,7 +171,7 @@ def _absurd_docs(tmp_path):
     def doc(mutate):
         d = json.loads(json.dumps(good))
         mutate(d["series"][0]["distribution"])
-        return {"format": "harness.baseline/1", "scores": d}
+        return {"format": "harness.gates.baseline/1", "scores": d}
 
     def huge_bin(dist):
         dist["exact"] = None
@@ -236,7 +236,7 @@ def test_absurd_baseline_is_refused_quickly_and_small(tmp_path, case):
 
 
 def test_a_run_baseline_is_saved_with_what_could_not_be_read(tmp_path):
-    from harness.baseline import save_run_baseline
+    from harness.gates.baseline import save_run_baseline
     from harness.trace.otlp import save_instance
     from tests.fixtures.instances.build import clinic_10_turns
 

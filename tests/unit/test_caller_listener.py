@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.caller import FRAME_SAMPLES, _AgentListener, _ChannelWriter, _Timeline
+from harness.call.caller import FRAME_SAMPLES, _AgentListener, _ChannelWriter, _Timeline
 
 RATE = 48000
 

@@ -10,8 +10,8 @@ import json
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from harness.errors import ScenarioError
-from harness.summary import CallRow, call_table
+from harness.core.errors import ScenarioError
+from harness.session.summary import CallRow, call_table
 from harness.trace import conventions as c
 from harness.trace.collector import DEFAULT_MAX_SPANS_PER_CALL, Collector
 from harness.trace.health import SPAN_CAP_ENV, SessionTraceReport, TraceHealth

@@ -1,4 +1,4 @@
-"""harness.config: session settings and a pytest-xdist worker's share of them."""
+"""harness.session.config: session settings and a pytest-xdist worker's share of them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.config import (
+from harness.session.config import (
     SessionConfig,
     agent_command,
     collector_conflict,

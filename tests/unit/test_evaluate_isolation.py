@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.baseline import load_baseline
 from harness.cli import main
 from harness.evaluators.audio import RecordingError, check_recording
 from harness.gates import default_gates, evaluate_gates, load_gates
-from harness.scoring import evaluate_path
+from harness.gates.baseline import load_baseline
+from harness.gates.scoring import evaluate_path
 from harness.trace.instance import Instance
 from harness.trace.otlp import save_instance, spans_to_json_lines
 from tests.fixtures.instances.build import T0, clinic_10_turns

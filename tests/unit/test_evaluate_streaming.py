@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.gates import ScoreStore, default_gates, evaluate_gates
-from harness.scoring import evaluate_path, score_instance
+from harness.gates.scoring import evaluate_path, score_instance
 from harness.trace import conventions as c
 from harness.trace.instance import Span, SpanLink
 from harness.trace.otlp import (

@@ -365,7 +365,7 @@ def test_failed_tool_call_does_not_complete_the_task():
 
 
 def test_task_completion_parameters():
-    from harness.scenario import ToolExpectation
+    from harness.scenario.model import ToolExpectation
 
     state = EndState.parse(ToolExpectation(name="check_availability", args={"day": "monday"}))
     assert state.tools[0].name == "check_availability"

@@ -1,7 +1,7 @@
-from harness.caller import CallResult, TurnRecord
-from harness.expectations import ToolCall, check_expectations
-from harness.plan import CallPlan, PlannedTurn
-from harness.scenario import Expect, Timeouts, ToolExpectation
+from harness.call.caller import CallResult, TurnRecord
+from harness.call.expectations import ToolCall, check_expectations
+from harness.plan.callplan import CallPlan, PlannedTurn
+from harness.scenario.model import Expect, Timeouts, ToolExpectation
 
 
 def turn(i, start, said, kind="say"):
@@ -76,9 +76,9 @@ def test_tool_outside_the_turn_window_does_not_count() -> None:
 
 
 def test_score_expectations_loop_latency_and_end_state() -> None:
+    from harness.call.expectations import check_score_expectations
     from harness.evaluators import Score
-    from harness.expectations import check_score_expectations
-    from harness.scenario import CallExpect
+    from harness.scenario.model import CallExpect
 
     plan, result = make([Expect(), Expect()])
     plan = CallPlan(
@@ -109,7 +109,7 @@ def test_score_expectations_loop_latency_and_end_state() -> None:
 def test_a_failed_call_names_the_callers_own_audio_gaps() -> None:
     from dataclasses import replace
 
-    from harness.engine import overload_notes
+    from harness.session.engine import overload_notes
 
     _, result = make([Expect(), Expect()])
     assert overload_notes(result) == ()

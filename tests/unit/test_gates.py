@@ -90,7 +90,7 @@ def test_default_gates_are_the_published_thresholds():
 
 
 def test_every_default_gate_has_a_source_comment():
-    text = Path("harness/default_gates.yaml").read_text()
+    text = Path("harness/gates/default_gates.yaml").read_text()
     blocks = text.split("  - name: ")[1:]
     comments = text.split("  - name: ")[:-1]
     assert len(blocks) == 6

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.hostload import PressureMeter, overload_note, read_cpu_stall_us
-from harness.summary import CallRow, call_table
+from harness.call.hostload import PressureMeter, overload_note, read_cpu_stall_us
+from harness.session.summary import CallRow, call_table
 
 PSI = "some avg10=1.00 avg60=2.00 avg300=3.00 total={}\nfull avg10=0 avg60=0 avg300=0 total=0\n"
 
@@ -23,7 +23,7 @@ def test_the_share_is_stall_time_over_wall_time(tmp_path: Path, monkeypatch):
     f = tmp_path / "cpu"
     f.write_text(PSI.format(1_000_000))
     clock = iter([100.0, 102.0])
-    monkeypatch.setattr("harness.hostload.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("harness.call.hostload.time.monotonic", lambda: next(clock))
     meter = PressureMeter(f).start()
     f.write_text(PSI.format(2_500_000))  # 1.5 s of stall in 2 s
     assert meter.share() == 0.75

@@ -7,7 +7,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 from harness.incident.fixture import (
     FixtureSpec,
     FixtureTurn,

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.errors import HarnessError, ScenarioError
+from harness.core.errors import HarnessError, ScenarioError
 from harness.gates import GatesFileError, load_gates
-from harness.scenario import load_scenario, load_scenarios
+from harness.scenario.model import load_scenario, load_scenarios
 
 SCENARIO = """\
 id: hours

@@ -11,7 +11,7 @@ import urllib.request
 
 from harness.cli import main
 from harness.gates import default_gates, evaluate_gates, render_table
-from harness.monitor.conditions import call_failures
+from harness.gates.conditions import call_failures
 from harness.monitor.ingest import ProductionIngest
 from harness.monitor.store import MonitorStore
 from harness.monitor.windows import WindowSpec, evaluate_window
@@ -94,7 +94,7 @@ def test_production_calls_score_like_harness_evaluate(tmp_path, capsys):
     evaluated = capsys.readouterr().out
     table = render_table(window.verdicts)
     assert table in evaluated, f"window:\n{table}\n\nevaluate:\n{evaluated}"
-    from harness.scoring import score_path
+    from harness.gates.scoring import score_path
 
     saved_store, n = score_path(tmp_path / "saved")
     assert n == N

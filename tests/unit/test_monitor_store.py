@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.evaluators.base import Score
 from harness.gates.store import ScoreStore
 from harness.monitor import store as store_mod

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from harness.baseline import load_baseline
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.gates import load_gates
-from harness.scenario import load_scenario
+from harness.gates.baseline import load_baseline
+from harness.scenario.model import load_scenario
 from harness.trace.otlp import OtlpDecodeError, read_spans, spans_from_json, spans_from_proto
 
 FUZZ = settings(
@@ -257,7 +257,7 @@ def test_baseline_bytes(tmp_path, content):
 @FUZZ
 @given(value=shaped(BASELINE_KEYS))
 def test_baseline_values(tmp_path, value):
-    doc = {"format": "harness.baseline/1", "scores": value}
+    doc = {"format": "harness.gates.baseline/1", "scores": value}
     parse_file(tmp_path, "baseline.json", json.dumps(doc).encode(), load_baseline)
 
 

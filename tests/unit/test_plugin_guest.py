@@ -15,7 +15,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.collect import DEFAULT_SCENARIO_GLOBS, glob_matches, is_scenario_file, shown_path
+from harness.scenario.discover import (
+    DEFAULT_SCENARIO_GLOBS,
+    glob_matches,
+    is_scenario_file,
+    shown_path,
+)
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""harness.render: a scenario's caller audio on disk, exactly as the caller sends it."""
+"""harness.plan.render: a scenario's caller audio on disk, exactly as the caller sends it."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 
 from harness.audio import ConditionError
 from harness.audio.clip import Clip
-from harness.errors import ScenarioError
-from harness.plan import render_plan
-from harness.render import PLAN_FILE, plan_summary, render_scenario_audio, turn_file_name
-from harness.scenario import load_scenario, parse_scenario
+from harness.core.errors import ScenarioError
+from harness.plan.callplan import render_plan
+from harness.plan.render import PLAN_FILE, plan_summary, render_scenario_audio, turn_file_name
+from harness.scenario.model import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "tests" / "fixtures" / "render_example.yaml"

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
+from harness.gates.scoring import score_instance, score_record
 from harness.report import (
     build_run,
     default_out,
@@ -28,8 +29,7 @@ from harness.report.incident import incident_view
 from harness.report.names import anchor
 from harness.report.perfetto import trace_events
 from harness.report.timeline import span_order, timeline
-from harness.scenario import load_scenario
-from harness.scoring import score_instance, score_record
+from harness.scenario.model import load_scenario
 from harness.trace import conventions as c
 from harness.trace.otlp import load_instance, save_instance
 from tests.fixtures.instances.build import clinic_10_turns
@@ -549,7 +549,7 @@ def test_perfetto_export_of_a_run_names_each_calls_layers(run_dir: Path):
 
 
 def test_empty_run_is_a_clear_error(tmp_path: Path):
-    from harness.errors import ScenarioError
+    from harness.core.errors import ScenarioError
 
     with pytest.raises(ScenarioError, match="no calls here"):
         write_report(tmp_path)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.safefile import atomic_write, atomic_writer
+from harness.core.files import atomic_write, atomic_writer
 
 
 @settings(max_examples=50, deadline=2000)

@@ -5,8 +5,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.errors import ScenarioError
-from harness.scenario import load_scenario, load_scenarios, parse_scenario, resolve_agent_name
+from harness.core.errors import ScenarioError
+from harness.scenario.model import load_scenario, load_scenarios, parse_scenario, resolve_agent_name
 
 GOOD = """\
 id: booking

@@ -2,10 +2,16 @@ from pathlib import Path
 
 from harness.evaluators import Score
 from harness.gates import ScoreStore, default_gates
-from harness.plan import CallPlan, PlannedTurn
-from harness.scenario import CallExpect, Expect, Timeouts, ToolExpectation
-from harness.scoring import GateRun, SessionScores, expected_end_state, gates_failed, score_path
-from harness.summary import CallRow, call_table
+from harness.gates.scoring import (
+    GateRun,
+    SessionScores,
+    expected_end_state,
+    gates_failed,
+    score_path,
+)
+from harness.plan.callplan import CallPlan, PlannedTurn
+from harness.scenario.model import CallExpect, Expect, Timeouts, ToolExpectation
+from harness.session.summary import CallRow, call_table
 
 FIXTURE = Path(__file__).parents[1] / "fixtures/instances/clinic_10_turns"
 
@@ -72,7 +78,7 @@ def test_score_path_reads_saved_instances() -> None:
 def test_score_call_leaves_out_only_the_audio_scores_of_an_unusable_recording(
     tmp_path, caplog
 ) -> None:
-    from harness.scoring import score_call, score_instance
+    from harness.gates.scoring import score_call, score_instance
     from harness.trace.otlp import load_instance
 
     inst = load_instance(FIXTURE)
@@ -84,6 +90,6 @@ def test_score_call_leaves_out_only_the_audio_scores_of_an_unusable_recording(
     assert problem.kind == "recording" and problem.call == "conv-clinic-10"
     assert problem.file == tmp_path / "rec.wav" and "not a readable WAV" in problem.reason
     assert sorted(s.name for s in scores) == sorted(s.name for s in whole)  # no audio either way
-    with caplog.at_level("WARNING", logger="harness.scoring"):
+    with caplog.at_level("WARNING", logger="harness.gates.scoring"):
         assert score_instance(bad) == scores
     assert "rec.wav: not a readable WAV file" in caplog.text

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from harness.cli import main
-from harness.show import render_tree
+from harness.report.tree import render_tree
 from harness.trace.otlp import load_instance
 
 FIXTURE = Path(__file__).parents[1] / "fixtures/otel_file_exporter.jsonl"

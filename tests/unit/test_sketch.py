@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from harness.sketch import (
+from harness.gates.sketch import (
     DDSketch,
     Distribution,
     exact_quantile,
@@ -251,7 +251,7 @@ def test_samples_without_exact_values_approximate_the_data():
 def test_from_dict_bounds_sizes_and_merge_stays_small():
     import pytest
 
-    from harness.sketch import MAX_COUNT, DDSketch
+    from harness.gates.sketch import MAX_COUNT, DDSketch
 
     good = DDSketch()
     good.extend([1.0, 2.0, 3.0])

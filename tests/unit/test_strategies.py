@@ -1,4 +1,4 @@
-"""harness.strategies: specs that parse and render, shrinking to the mildest failing case."""
+"""harness.plan.strategies: specs that parse and render, shrinking to the mildest failing case."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from hypothesis import strategies as st
 
 from harness import audio
 from harness.audio import ConditionError, parse_conditions
-from harness.errors import ScenarioError
-from harness.plan import render_plan
-from harness.scenario import Turn, parse_scenario
-from harness.strategies import (
+from harness.core.errors import ScenarioError
+from harness.plan.callplan import render_plan
+from harness.plan.strategies import (
     CONDITION_KINDS,
     audio_conditions,
     caller_turn_variants,
@@ -20,6 +19,7 @@ from harness.strategies import (
     scenario_with,
     voices,
 )
+from harness.scenario.model import Turn, parse_scenario
 from harness.voices import OFFLINE_VOICE_SPECS, VoiceError, default_voice, voice_from_spec
 
 FAST = settings(max_examples=25, deadline=None, database=None)

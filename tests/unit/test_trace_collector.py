@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from harness.errors import InfrastructureError
+from harness.core.errors import InfrastructureError
 from harness.trace import collector as collector_mod
 from harness.trace import conventions as c
 from harness.trace.collector import Collector

@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.engine import otel_env
 from harness.evaluators.base import Score
 from harness.gates import ScoreStore, evaluate_gates, load_gates, render_table
-from harness.show import render_tree
-from harness.summary import CallRow, call_table
+from harness.report.tree import render_tree
+from harness.session.engine import otel_env
+from harness.session.summary import CallRow, call_table
 from harness.trace import conventions as c
 from harness.trace.health import (
     ExportSetup,

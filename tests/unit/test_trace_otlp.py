@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 from harness.trace import otlp
 from harness.trace.instance import Instance, Span, SpanEvent, SpanLink
 from harness.trace.otlp import (

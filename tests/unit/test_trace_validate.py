@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from harness.cli import main as harness
 from harness.gates import Gate, ScoreStore, evaluate_gates, render_table
 from harness.gates.model import GatesFileError, load_gates
-from harness.scoring import score_instance
-from harness.show import render_tree
-from harness.summary import CallRow, call_table
+from harness.gates.scoring import score_instance
+from harness.report.tree import render_tree
+from harness.session.summary import CallRow, call_table
 from harness.trace import conventions as c
 from harness.trace.instance import Instance
 from harness.trace.otlp import spans_to_json_lines

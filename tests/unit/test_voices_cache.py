@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness.audio.clip import Clip
-from harness.errors import InfrastructureError
+from harness.core.errors import InfrastructureError
 from harness.voices import (
     FORMAT_VERSION,
     CachedVoice,

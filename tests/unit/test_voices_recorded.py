@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.audio.clip import Clip
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 from harness.voices import Voice, VoiceError, voice_from_spec
 from harness.voices.recorded import RecordedVoice
 

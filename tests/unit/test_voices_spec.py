@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 from harness.voices import (
     ENGINES,
     ElevenLabsSpec,

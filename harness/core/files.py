@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 
 __all__ = [
     "DEFAULT_MAX_CONFIG_BYTES",

@@ -9,7 +9,7 @@ call that moves a tail percentile cannot flag a regression on its own.
 The samples are the exact values, kept while a series has at most 2 000 of them; beyond
 that, the sketch's bucket values (within the sketch's relative accuracy).
 
-The file is JSON: ``{"format": "harness.baseline/1", "created_at": ..., "meta": {...},
+The file is JSON: ``{"format": "harness.gates.baseline/1", "created_at": ..., "meta": {...},
 "scores": <ScoreStore.to_dict()>}``, written atomically.
 """
 
@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from scipy import stats
 
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
+from harness.core.files import atomic_write
 from harness.gates.model import Gate
 from harness.gates.statistics import statistic_value
 from harness.gates.store import ScoreStore
-from harness.safefile import atomic_write
 
 if TYPE_CHECKING:
-    from harness.scoring import PathScores
+    from harness.gates.scoring import PathScores
 
 __all__ = [
     "BaselineComparison",
@@ -44,7 +44,7 @@ __all__ = [
     "save_run_baseline",
 ]
 
-_FORMAT = "harness.baseline/1"
+_FORMAT = "harness.gates.baseline/1"
 
 
 class BaselineError(ScenarioError):
@@ -94,11 +94,11 @@ def save_baseline(
 def save_run_baseline(
     run: str | os.PathLike[str], path: str | os.PathLike[str]
 ) -> tuple[Path, PathScores]:
-    """Score every call of a saved run (:func:`harness.scoring.evaluate_path`: a call's
+    """Score every call of a saved run (:func:`harness.gates.scoring.evaluate_path`: a call's
     unreadable artifact costs that call what it holds, not the run) and save the Scores as a
     baseline. Returns the file and what was scored (its :meth:`~PathScores.lines` say what
     could not be read). :class:`BaselineError` when the run holds no saved call."""
-    from harness.scoring import evaluate_path
+    from harness.gates.scoring import evaluate_path
 
     result = evaluate_path(run)
     if result.calls == 0:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.caller import CallResult, TurnRecord
-from harness.plan import CallPlan
-from harness.scenario import Expect, ToolExpectation
+from harness.call.caller import CallResult, TurnRecord
+from harness.plan.callplan import CallPlan
+from harness.scenario.model import Expect, ToolExpectation
 
 
 @dataclass(frozen=True)

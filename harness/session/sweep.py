@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.engine import CallOutcome, CallSession
-from harness.scenario import Scenario
-from harness.summary import percentile
+from harness.scenario.model import Scenario
+from harness.session.engine import CallOutcome, CallSession
+from harness.session.summary import percentile
 
 
 @dataclass(frozen=True)

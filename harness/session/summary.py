@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.hostload import overload_note
+from harness.call.hostload import overload_note
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

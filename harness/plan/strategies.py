@@ -1,9 +1,9 @@
 """Hypothesis strategies for property tests of a voice agent under caller variation.
 
     from hypothesis import given, settings
-    from harness.plan import render_plan
-    from harness.scenario import load_scenario
-    from harness.strategies import audio_conditions, scenario_with, voices
+    from harness.plan.callplan import render_plan
+    from harness.scenario.model import load_scenario
+    from harness.plan.strategies import audio_conditions, scenario_with, voices
 
     BOOKING = load_scenario("scenarios/smoke/booking.yaml")
 
@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from harness.audio import Chain, ConditionError, parse_conditions
-from harness.errors import ScenarioError
-from harness.scenario import Scenario, Turn
+from harness.core.errors import ScenarioError
+from harness.scenario.model import Scenario, Turn
 from harness.voices import OFFLINE_VOICE_SPECS, VoiceError, parse_voice_spec
 
 __all__ = [
@@ -277,7 +277,8 @@ def caller_turn_variants(
     max_pause_ms: int = 2000,
     barge_in: bool = True,
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """Ways a caller might say ``text``, as scenario turn mappings (``harness.scenario.Turn``).
+    """Ways a caller might say ``text``, as scenario turn mappings
+    (``harness.scenario.model.Turn``).
 
     Each variant is ``{"say": text}`` plus, independently:
 
@@ -369,7 +370,7 @@ def scenario_with(
     ``None`` leaves a field as it is. ``conditions`` and ``voice`` replace the call-level
     ones; turns with their own ``conditions`` or ``voice`` keep them, as in the YAML (to
     force one condition on every turn, use the ``conditions`` argument of
-    :func:`harness.render.render_scenario_audio`).
+    :func:`harness.plan.render.render_scenario_audio`).
     ``turn_variants`` is a list with one entry per turn (``None`` keeps a turn; a shorter
     list keeps the rest) or a mapping from 0-based turn index. A variant, e.g. from
     :func:`caller_turn_variants`, replaces the turn's caller behaviour (``say``,
@@ -380,7 +381,7 @@ def scenario_with(
     still name ``scenarios/x.yaml:12``. Bad arguments raise ``ScenarioError``.
     """
     if not isinstance(scenario, Scenario):
-        raise ScenarioError(f"scenario={scenario!r} must be a harness.scenario.Scenario")
+        raise ScenarioError(f"scenario={scenario!r} must be a harness.scenario.model.Scenario")
     update: dict[str, Any] = {}
     if conditions is not None:
         parse_conditions(conditions, field="conditions")  # raises ConditionError

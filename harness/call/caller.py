@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from harness.errors import CallFailure, HarnessError, InfrastructureError
-from harness.plan import CALL_RATE, CallPlan, PlannedTurn
-from harness.safefile import atomic_writer
+from harness.core.errors import CallFailure, HarnessError, InfrastructureError
+from harness.core.files import atomic_writer
+from harness.plan.callplan import CALL_RATE, CallPlan, PlannedTurn
 
-log = logging.getLogger("harness.caller")
+log = logging.getLogger("harness.call.caller")
 
 FRAME_SAMPLES = CALL_RATE // 100  # 10 ms frames
 SIMULATOR_ATTRIBUTE = "lk.simulator"

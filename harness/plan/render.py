@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.audio import parse_conditions
-from harness.errors import ScenarioError
-from harness.plan import CALL_RATE, CallPlan, PlannedTurn, render_plan
-from harness.safefile import atomic_write
-from harness.scenario import Scenario, load_scenario
+from harness.core.errors import ScenarioError
+from harness.core.files import atomic_write
+from harness.plan.callplan import CALL_RATE, CallPlan, PlannedTurn, render_plan
+from harness.scenario.model import Scenario, load_scenario
 
 __all__ = ["PLAN_FILE", "plan_summary", "render_scenario_audio", "turn_file_name"]
 
@@ -82,8 +82,8 @@ def render_scenario_audio(
 ) -> list[Path]:
     """Render a scenario's caller turns and write them to ``out_dir``; return the files.
 
-    Each ``say`` turn's :attr:`~harness.plan.PlannedTurn.audio` from
-    :func:`~harness.plan.render_plan` is written as ``turn-NN.wav`` (48 kHz mono 16-bit),
+    Each ``say`` turn's :attr:`~harness.plan.callplan.PlannedTurn.audio` from
+    :func:`~harness.plan.callplan.render_plan` is written as ``turn-NN.wav`` (48 kHz mono 16-bit),
     followed by ``plan.json`` (see :func:`plan_summary`); the returned list is in that
     order. ``conditions`` replaces every turn's audio conditions (any spec
     ``parse_conditions`` takes) and ``seed`` the scenario's seed, as in ``render_plan``.
@@ -93,7 +93,7 @@ def render_scenario_audio(
     matches its ``plan.json``. Progress lines go to ``progress`` (stderr by default;
     ``None`` for silence).
 
-    A bad scenario raises :class:`~harness.errors.ScenarioError` naming ``file:line``; a bad
+    A bad scenario raises :class:`~harness.core.errors.ScenarioError` naming ``file:line``; a bad
     ``conditions`` argument raises :class:`~harness.audio.ConditionError`; a voice that
     cannot run here raises :class:`~harness.voices.VoiceUnavailable`.
     """

@@ -13,8 +13,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from harness.audio.clip import Clip
-from harness.errors import ScenarioError
-from harness.scenario import CallExpect, Expect, Scenario, Timeouts, Turn
+from harness.core.errors import ScenarioError
+from harness.scenario.model import CallExpect, Expect, Scenario, Timeouts, Turn
 from harness.voices.base import TTSCacheMiss
 
 CALL_RATE = 48000

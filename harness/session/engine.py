@@ -23,23 +23,23 @@ from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from harness.agent_process import AgentProcess
-from harness.caller import CallResult, SyntheticCaller
-from harness.config import SessionConfig
-from harness.errors import CallFailure, HarnessError, InfrastructureError
-from harness.expectations import (
+from harness.call.agent_process import AgentProcess
+from harness.call.caller import CallResult, SyntheticCaller
+from harness.call.expectations import (
     check_call_expectations,
     check_expectations,
     check_score_expectations,
     tool_calls_of,
 )
-from harness.hostload import OVERLOADED, PressureMeter
+from harness.call.hostload import OVERLOADED, PressureMeter
+from harness.core.errors import CallFailure, HarnessError, InfrastructureError
+from harness.gates.scoring import SessionScores, expected_end_state, score_instance
 from harness.livekit import LocalServer, RoomService, ServerInfo, new_conversation_id
 from harness.livekit.rooms import CallRoom
 from harness.livekit.server import remote_from_env
-from harness.plan import CallPlan, render_plan
-from harness.scenario import Scenario, resolve_agent_name
-from harness.scoring import SessionScores, expected_end_state, score_instance
+from harness.plan.callplan import CallPlan, render_plan
+from harness.scenario.model import Scenario, resolve_agent_name
+from harness.session.config import SessionConfig
 from harness.trace import conventions as c
 from harness.trace.health import (
     ExportSetup,
@@ -51,7 +51,7 @@ from harness.trace.health import (
 from harness.trace.instance import Instance
 from harness.trace.validate import DataError
 
-log = logging.getLogger("harness.engine")
+log = logging.getLogger("harness.session.engine")
 T = TypeVar("T")
 
 Verdict = Literal["pass", "fail", "error"]

@@ -26,7 +26,7 @@ from harness.gates import (
     load_gates,
     render_table,
 )
-from harness.plan import CallPlan
+from harness.plan.callplan import CallPlan
 from harness.trace import conventions as c
 from harness.trace.health import SessionTraceReport
 from harness.trace.instance import Instance
@@ -35,7 +35,7 @@ from harness.trace.validate import DataError, data_error_lines
 if TYPE_CHECKING:
     from harness.trace.otlp import TraceFileReport
 
-log = logging.getLogger("harness.scoring")
+log = logging.getLogger("harness.gates.scoring")
 
 SCORES_FILE = "scores.jsonl"
 
@@ -409,7 +409,7 @@ class GateRun:
             self.traces.append(traces)
 
     def add_worker_output(self, output: dict[str, Any]) -> None:
-        from harness.summary import CallRow
+        from harness.session.summary import CallRow
 
         if "harness_scores" in output:
             self.store.merge(ScoreStore.from_json(output["harness_scores"]))
@@ -434,7 +434,7 @@ class GateRun:
     def verdicts(
         self, gates_file: str | Path | None, baseline_file: str | Path | None, root: Path
     ) -> list[Verdict]:
-        from harness.baseline import load_baseline
+        from harness.gates.baseline import load_baseline
 
         baseline = load_baseline(baseline_file) if baseline_file else None
         return session_verdicts(self.store, gates_config(gates_file, root), baseline)

@@ -9,8 +9,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from harness.core.errors import InfrastructureError
 from harness.core.process import ManagedProcess
-from harness.errors import InfrastructureError
 
 # livekit-agents logs this once the worker has registered with the server.
 READY_MARKER = "registered worker"

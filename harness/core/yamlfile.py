@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ScenarioError
+from harness.core.errors import ScenarioError
 
 Lines = dict[tuple, int]
 

@@ -22,11 +22,11 @@ from pydantic import (
     model_validator,
 )
 
-from harness.errors import ScenarioError
-from harness.yamlsource import load_with_lines, refuse_bool_numbers, render_loc
+from harness.core.errors import ScenarioError
+from harness.core.yamlfile import load_with_lines, refuse_bool_numbers, render_loc
 
 if TYPE_CHECKING:
-    from harness.plan import CallPlan
+    from harness.plan.callplan import CallPlan
 
 
 class _Strict(BaseModel):
@@ -335,7 +335,7 @@ def load_scenario(path: str | Path, *, shown_as: str | Path | None = None) -> Sc
     it (default: ``path``)."""
     path = Path(path)
     shown = shown_as if shown_as is not None else path
-    from harness.safefile import read_config_text
+    from harness.core.files import read_config_text
 
     text = read_config_text(path, what="scenario", shown=shown)
     return parse_scenario(text, path, shown_as=shown)

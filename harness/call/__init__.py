@@ -1,0 +1,1 @@
+"""One call: the synthetic caller, the agent process, the host's load, expectations."""
