@@ -31,7 +31,8 @@ _STREET_TYPES = (
 )
 _ADDRESS = re.compile(
     rf"(?<![^\W_])(?:\d{{1,6}}[a-z]?|\d(?: \d){{1,5}})\s+"
-    rf"(?:[^\W\d_][\w'.-]*\s+){{0,3}}?(?:{_STREET_TYPES})\b\.?"
+    # up to three words, numbered streets too ("1 Tenth Street" is "1 10th Street" here)
+    rf"(?:(?:[^\W\d_][\w'.-]*|\d{{1,3}}(?:st|nd|rd|th))\s+){{0,3}}?(?:{_STREET_TYPES})\b\.?"
     rf"(?:,?\s+(?:apt|apartment|unit|suite|flat)\.?\s+#?\w+)?",
     re.IGNORECASE,
 )

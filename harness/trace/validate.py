@@ -74,29 +74,45 @@ class _Measured:
     high: float = math.inf
 
 
+_DAY_S = 86_400.0
+"""No latency or delay of a call is longer than a day (seconds, as livekit-agents writes
+them): a larger value is a unit error or garbage, and would overflow milliseconds."""
+_DAY_MS = _DAY_S * 1000.0
+_TOKENS = 1e9
+_EPOCH_MAX = 1e11
+"""Epoch seconds: a caller time past the year 5000 is not a time."""
+
+_DAY_S = 86_400.0
+"""No latency or delay of a call is longer than a day (seconds, as livekit-agents writes
+them): a larger value is a unit error or garbage, and would overflow milliseconds."""
+_DAY_MS = _DAY_S * 1000.0
+_TOKENS = 1e9
+_EPOCH_MAX = 1e11
+"""Epoch seconds: a caller time past the year 5000 is not a time."""
+
 MEASURED: Mapping[str, _Measured] = {
-    c.LK_E2E_LATENCY: _Measured(("e2e_latency",)),
-    c.LK_RESPONSE_TTFT: _Measured(("llm_ttft",)),
-    c.LK_RESPONSE_TTFB: _Measured(("tts_ttfb",)),
-    c.LK_END_OF_TURN_DELAY: _Measured(("end_of_turn_delay",)),
-    c.LK_TRANSCRIPTION_DELAY: _Measured(("transcription_delay",)),
-    c.LK_EOU_DELAY: _Measured(("end_of_turn_delay",)),
+    c.LK_E2E_LATENCY: _Measured(("e2e_latency",), 0.0, _DAY_S),
+    c.LK_RESPONSE_TTFT: _Measured(("llm_ttft",), 0.0, _DAY_S),
+    c.LK_RESPONSE_TTFB: _Measured(("tts_ttfb",), 0.0, _DAY_S),
+    c.LK_END_OF_TURN_DELAY: _Measured(("end_of_turn_delay",), 0.0, _DAY_S),
+    c.LK_TRANSCRIPTION_DELAY: _Measured(("transcription_delay",), 0.0, _DAY_S),
+    c.LK_EOU_DELAY: _Measured(("end_of_turn_delay",), 0.0, _DAY_S),
     c.LK_TRANSCRIPT_CONFIDENCE: _Measured(("transcript_confidence",), 0.0, 1.0),
     c.LK_EOU_PROBABILITY: _Measured(("eou_probability",), 0.0, 1.0),
-    "gen_ai.usage.input_tokens": _Measured(("llm_cost", "cost_per_call")),
-    "gen_ai.usage.output_tokens": _Measured(("llm_cost", "cost_per_call")),
+    "gen_ai.usage.input_tokens": _Measured(("llm_cost", "cost_per_call"), 0.0, _TOKENS),
+    "gen_ai.usage.output_tokens": _Measured(("llm_cost", "cost_per_call"), 0.0, _TOKENS),
 }
 """The span attributes evaluators read as numbers, what they feed, and their valid range."""
 
 CALLER_MEASURED: Mapping[str, _Measured] = {
-    "response_latency_ms": _Measured(("response_latency",), -math.inf),
-    "agent_speech_ms": _Measured((ANY_METRIC,)),
-    "caller_underrun_ms": _Measured((ANY_METRIC,)),
-    "barge_in_ms": _Measured((ANY_METRIC,)),
-    "caller_start": _Measured((ANY_METRIC,), -math.inf),
-    "caller_end": _Measured((ANY_METRIC,), -math.inf),
-    "agent_onset": _Measured((ANY_METRIC,), -math.inf),
-    "agent_offset": _Measured((ANY_METRIC,), -math.inf),
+    "response_latency_ms": _Measured(("response_latency",), -_DAY_MS, _DAY_MS),
+    "agent_speech_ms": _Measured((ANY_METRIC,), 0.0, _DAY_MS),
+    "caller_underrun_ms": _Measured((ANY_METRIC,), 0.0, _DAY_MS),
+    "barge_in_ms": _Measured((ANY_METRIC,), 0.0, _DAY_MS),
+    "caller_start": _Measured((ANY_METRIC,), 0.0, _EPOCH_MAX),
+    "caller_end": _Measured((ANY_METRIC,), 0.0, _EPOCH_MAX),
+    "agent_onset": _Measured((ANY_METRIC,), 0.0, _EPOCH_MAX),
+    "agent_offset": _Measured((ANY_METRIC,), 0.0, _EPOCH_MAX),
 }
 """The caller side-file's per-turn numbers (``None`` means unmeasured), and their range."""
 
@@ -149,7 +165,10 @@ class DataError:
 def _check_value(key: str, value: Any, rule: _Measured) -> tuple[DataErrorKind, str] | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "not_a_number", f"{value!r} is not a number"
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an integer past the float range
+        return "out_of_range", f"{value!r} is above {rule.high:g}"
     if not math.isfinite(v):
         return "non_finite", f"{value!r} is not a finite number"
     if v < rule.low:
