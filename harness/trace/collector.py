@@ -57,6 +57,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from harness.core.errors import InfrastructureError, ScenarioError
+from harness.core.loop import LoopThread
 from harness.trace import conventions as c
 from harness.trace.health import SPAN_CAP_ENV, SessionTraceReport, over_cap_reason
 from harness.trace.instance import Instance, Span, prefer
@@ -979,38 +980,12 @@ class CollectorThread:
 
     def __init__(self, collector: Collector, *, start_timeout: float = 10.0) -> None:
         self.collector = collector
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, name="harness-trace-collector", daemon=True
+        self._thread = LoopThread(
+            "trace collector",
+            setup=collector.start,
+            teardown=collector.stop,
+            start_timeout=start_timeout,
         )
-        self._thread.start()
-        if not self._started.wait(start_timeout):
-            raise InfrastructureError(f"trace collector did not start within {start_timeout:g}s")
-        if self._error is not None:
-            self._thread.join(1.0)
-            if isinstance(self._error, InfrastructureError):
-                raise self._error
-            raise InfrastructureError(
-                f"trace collector failed to start: {self._error}"
-            ) from self._error
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self.collector.start())
-        except BaseException as e:
-            self._error = e
-            self._started.set()
-            self._loop.close()
-            return
-        self._started.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            self._loop.run_until_complete(self.collector.stop())
-            self._loop.close()
 
     @property
     def endpoint(self) -> str:
@@ -1021,8 +996,7 @@ class CollectorThread:
         return self.collector.traces_url
 
     def _call(self, coro: Any, timeout: float | None) -> Any:
-        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return fut.result(timeout)
+        return self._thread.run(coro, timeout)
 
     def instance_ready(
         self, conversation_id: str, timeout: float = 15.0, **kwargs: Any
@@ -1057,10 +1031,7 @@ class CollectorThread:
         return self.collector.trace_report()
 
     def stop(self, timeout: float = 5.0) -> None:
-        if not self._thread.is_alive():
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout)
+        self._thread.stop(timeout)
 
     def __enter__(self) -> CollectorThread:
         return self
