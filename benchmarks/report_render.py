@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.gates.scoring import SCORES_FILE, score_instance, score_record  # noqa: E402
+from harness.call.rundir import CallDir, RunDir  # noqa: E402
+from harness.gates.scoring import score_instance, score_record  # noqa: E402
 from harness.report import write_report  # noqa: E402
 from harness.trace.otlp import load_instance  # noqa: E402
 
@@ -36,12 +37,10 @@ FIXTURE = ROOT / "tests" / "fixtures" / "instances" / "clinic_10_turns"
 def _scores(call: Path) -> list[dict]:
     """The call's lines of its run's scores.jsonl, else its scores computed now."""
     inst = load_instance(call)
-    run_scores = call.parent / SCORES_FILE
-    if run_scores.is_file():
-        lines = [json.loads(x) for x in run_scores.read_text().splitlines() if x.strip()]
-        mine = [r for r in lines if r.get("conversation_id") == inst.conversation_id]
-        if mine:
-            return mine
+    records, _ = RunDir(call.parent).read_scores()
+    mine = [r for r in records if r.get("conversation_id") == inst.conversation_id]
+    if mine:
+        return mine
     return [score_record(s, conversation_id=inst.conversation_id) for s in score_instance(inst)]
 
 
@@ -50,24 +49,23 @@ def build_run(source: Path, calls: int, run: Path) -> Path:
     cid = load_instance(source).conversation_id
     lines = []
     for k in range(1, calls + 1):
-        d = run / f"{source.name}.{k}"
-        shutil.copytree(source, d)
+        d = CallDir(run / f"{source.name}.{k}")
+        shutil.copytree(source, d.path)
         new = f"{cid}-{k}"
-        for name in ("trace.jsonl", "caller.json", "timings.json", "transcript.json"):
-            p = d / name
+        for p in (d.trace, d.caller, d.timings, d.transcript):
             if p.is_file():
                 p.write_text(p.read_text().replace(cid, new))
-        side = json.loads((d / "caller.json").read_text())
-        if not (d / "recording.wav").is_file():
-            with wave.open(str(d / "recording.wav"), "wb") as w:
+        side = json.loads(d.caller.read_text())
+        if not d.recording.is_file():
+            with wave.open(str(d.recording), "wb") as w:
                 w.setnchannels(2)
                 w.setsampwidth(2)
                 w.setframerate(8000)
                 w.writeframes(b"\0" * 32000)
-            side["recording"] = "recording.wav"
-            (d / "caller.json").write_text(json.dumps(side))
-        lines += [json.dumps({**r, "conversation_id": new}) for r in records]
-    (run / SCORES_FILE).write_text("\n".join(lines) + "\n")
+            side["recording"] = d.recording_name
+            d.caller.write_text(json.dumps(side))
+        lines += [{**r, "conversation_id": new} for r in records]
+    RunDir(run).append_scores(lines)
     return run
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.call.rundir import NAMES
 from harness.core.errors import HarnessError, InfrastructureError, ScenarioError
 from harness.core.files import atomic_write
 from harness.gates.scoring import gates_config, gates_failed, gates_report, session_verdicts
@@ -183,7 +184,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_path(args.path)
     if result.calls == 0:
-        raise ScenarioError("no saved instances (trace.jsonl) found", file=args.path)
+        raise ScenarioError(f"no saved instances ({NAMES.trace}) found", file=args.path)
     print(f"{result.calls} calls from {args.path}")
     for line in result.lines():
         print(line)
@@ -550,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("html", "perfetto"),
         default="html",
-        help="html: report.html; perfetto: Chrome trace-event JSON for Perfetto or "
+        help=f"html: {NAMES.report}; perfetto: Chrome trace-event JSON for Perfetto or "
         "chrome://tracing (default: %(default)s)",
     )
     rpt.add_argument("--out", default=None, help="file to write (default: beside the input)")

@@ -327,7 +327,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # pytest-xdist controll
 
 
 def _gate_run(config: pytest.Config):
-    from harness.gates.scoring import GateRun
+    from harness.session.gaterun import GateRun
 
     state = config.stash[_SESSION]
     if state["gate_run"] is None:
@@ -340,7 +340,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash[_SESSION]
     if state["session"] is None and state["gate_run"] is None:
         return  # no call was placed, here or in a worker: import nothing
-    from harness.gates.scoring import GateRun, gates_failed
+    from harness.gates.scoring import gates_failed
+    from harness.session.gaterun import GateRun
     from harness.session.summary import CallRow
 
     rows = [CallRow.from_outcome(o) for o in state["outcomes"]]

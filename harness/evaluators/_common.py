@@ -3,9 +3,8 @@ utterances, and reading numbers out of span attributes without trusting them."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.trace import conventions as c
 
@@ -13,21 +12,6 @@ if TYPE_CHECKING:
     from harness.trace.instance import Instance, Span, Turn
 
 _NS = 1_000_000_000
-
-
-def seconds_to_ms(value: Any) -> float | None:
-    """A span attribute in seconds as milliseconds; None unless it is a finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    v = float(value)
-    return v * 1000.0 if math.isfinite(v) else None
-
-
-def number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
 
 
 def span_turns(instance: Instance) -> dict[tuple[str, str], int]:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.core.errors import ScenarioError
-from harness.evaluators._common import number
 from harness.evaluators.base import (
     UNIT_BOOL,
     UNIT_COUNT,
@@ -23,6 +22,7 @@ from harness.evaluators.base import (
 )
 from harness.evaluators.text import words
 from harness.trace import conventions as c
+from harness.trace.instance import number
 
 if TYPE_CHECKING:
     from harness.trace.instance import Instance

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.evaluators._common import number
 from harness.evaluators.base import UNIT_COUNT, BaseEvaluator, MetricInfo, Score
 from harness.trace import conventions as c
+from harness.trace.instance import number
 
 if TYPE_CHECKING:
     from harness.trace.instance import Instance, Span

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.evaluators._common import seconds_to_ms, span_turns
+from harness.evaluators._common import span_turns
 from harness.evaluators.base import UNIT_MS, BaseEvaluator, MetricInfo, Score
 from harness.trace import conventions as c
+from harness.trace.instance import seconds_to_ms
 
 if TYPE_CHECKING:
     from harness.trace.instance import Instance

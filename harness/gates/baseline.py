@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from scipy import stats
 
+from harness.call.rundir import NAMES
 from harness.core.errors import ScenarioError
 from harness.core.files import atomic_write
 from harness.gates.model import Gate
@@ -102,7 +103,7 @@ def save_run_baseline(
 
     result = evaluate_path(run)
     if result.calls == 0:
-        raise BaselineError("no saved instances (trace.jsonl) found", file=run)
+        raise BaselineError(f"no saved instances ({NAMES.trace}) found", file=run)
     meta = {
         "source": str(run),
         "calls": result.calls,

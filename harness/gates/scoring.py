@@ -7,15 +7,14 @@ verdicts from the same Instances.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.call.rundir import NAMES, CallDir, RunDir
 from harness.evaluators import Score, default_evaluators, evaluate
 from harness.gates import (
     GatesConfig,
@@ -28,7 +27,6 @@ from harness.gates import (
 )
 from harness.plan.callplan import CallPlan
 from harness.trace import conventions as c
-from harness.trace.health import SessionTraceReport
 from harness.trace.instance import Instance
 from harness.trace.validate import DataError, data_error_lines
 
@@ -36,8 +34,6 @@ if TYPE_CHECKING:
     from harness.trace.otlp import TraceFileReport
 
 log = logging.getLogger("harness.gates.scoring")
-
-SCORES_FILE = "scores.jsonl"
 
 
 def expected_end_state(plan: CallPlan | None) -> dict[str, Any] | None:
@@ -105,7 +101,26 @@ def score_instance(instance: Instance, plan: CallPlan | None = None) -> list[Sco
 
 
 def score_record(score: Score, **context: Any) -> dict[str, Any]:
+    """A ``scores.jsonl`` record: the Score and the call it belongs to."""
     return {**context, **asdict(score)}
+
+
+def read_run_scores(run_dir: str | Path) -> tuple[dict[str, list[Score]], int]:
+    """A run's ``scores.jsonl`` by conversation id, and how many records could not be read
+    (a line cut short by a crash, a record that is not a Score)."""
+    records, bad = RunDir(Path(run_dir)).read_scores()
+    out: dict[str, list[Score]] = {}
+    for record in records:
+        cid = record.get("conversation_id")
+        try:
+            score = Score.from_dict(record)
+        except (KeyError, TypeError, ValueError):
+            score = None
+        if score is None or not isinstance(cid, str):
+            bad += 1
+            continue
+        out.setdefault(cid, []).append(score)
+    return out, bad
 
 
 @dataclass
@@ -128,16 +143,7 @@ class SessionScores:
         with self._lock:
             self.store.add(scores, traced=traced, data_errors=data_errors)
             if self.run_dir is not None:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                lines = "".join(
-                    json.dumps(score_record(s, **context), default=str) + "\n" for s in scores
-                )
-                # one write per call with O_APPEND: lines of concurrent writers never interleave
-                fd = os.open(self.run_dir / SCORES_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-                try:
-                    os.write(fd, lines.encode())
-                finally:
-                    os.close(fd)
+                RunDir(self.run_dir).append_scores(score_record(s, **context) for s in scores)
 
     def merge_json(self, text: str) -> None:
         with self._lock:
@@ -197,7 +203,7 @@ _TRACE_LINE_FIX = (
     "from where it was made, or re-run the call"
 )
 _SIDE_FIX = (
-    "the harness writes caller.json at the end of each call; copy it again from the run, "
+    f"the harness writes {NAMES.caller} at the end of each call; copy it again from the run, "
     "or re-run the call"
 )
 _NO_TRACE = (
@@ -338,13 +344,15 @@ class PathScores:
 def _trace_files(p: Path) -> list[tuple[Path, str | None]]:
     """Trace files under ``p``, each with the call name to give a call whose trace is
     unusable (None for a file named on the command line: nothing to fall back on)."""
-    from harness.trace.otlp import TRACE_FILE
-
     if p.is_file():
         return [(p, None)]
-    if (p / TRACE_FILE).exists():
-        return [(p / TRACE_FILE, p.name or str(p))]
-    return [(t, str(t.parent.relative_to(p))) for t in sorted(p.rglob(TRACE_FILE))]
+    call = CallDir(p)
+    if call.trace.exists():
+        return [(call.trace, p.name or str(p))]
+    return [
+        (CallDir(t.parent).trace, str(t.parent.relative_to(p)))
+        for t in sorted(p.rglob(call.trace.name))
+    ]
 
 
 def evaluate_path(path: str | Path) -> PathScores:
@@ -388,53 +396,3 @@ def score_path(path: str | Path) -> tuple[ScoreStore, int]:
     for line in result.lines():
         log.warning("%s", line)
     return result.store, result.calls
-
-
-@dataclass
-class GateRun:
-    """What a pytest session (or a run) gates on: the merged scores and the per-call rows,
-    from this process and from any pytest-xdist workers."""
-
-    store: ScoreStore = field(default_factory=ScoreStore)
-    rows: list[Any] = field(default_factory=list)
-    traces: list[SessionTraceReport] = field(default_factory=list)
-    """Per process: spans its receiver got that became no call's trace."""
-
-    def add(
-        self, store: ScoreStore, rows: Iterable[Any], traces: SessionTraceReport | None = None
-    ) -> None:
-        self.store.merge(store)
-        self.rows.extend(rows)
-        if traces is not None:
-            self.traces.append(traces)
-
-    def add_worker_output(self, output: dict[str, Any]) -> None:
-        from harness.session.summary import CallRow
-
-        if "harness_scores" in output:
-            self.store.merge(ScoreStore.from_json(output["harness_scores"]))
-        self.rows.extend(CallRow(**r) for r in json.loads(output.get("harness_rows", "[]")))
-        if output.get("harness_traces"):
-            self.traces.append(SessionTraceReport.from_dict(json.loads(output["harness_traces"])))
-
-    @staticmethod
-    def worker_output(
-        store: ScoreStore, rows: Iterable[Any], traces: SessionTraceReport | None = None
-    ) -> dict[str, str]:
-        return {
-            "harness_scores": store.to_json(),
-            "harness_rows": json.dumps([r.to_dict() for r in rows]),
-            "harness_traces": json.dumps(traces.to_dict()) if traces is not None else "",
-        }
-
-    def trace_lines(self) -> list[str]:
-        """What the session's receivers got that became no call's trace, merged."""
-        return SessionTraceReport.merged(self.traces).lines() if self.traces else []
-
-    def verdicts(
-        self, gates_file: str | Path | None, baseline_file: str | Path | None, root: Path
-    ) -> list[Verdict]:
-        from harness.gates.baseline import load_baseline
-
-        baseline = load_baseline(baseline_file) if baseline_file else None
-        return session_verdicts(self.store, gates_config(gates_file, root), baseline)

@@ -3,7 +3,8 @@
 Two tables, both data (``classify_rules.yaml``, documented in ``docs/incidents.md``):
 
 - **checks** turn Scores into failures: ``loop_detected >= 1`` is the failed check ``loop``
-  of the evaluator ``loops``; each check also says what the replay should assert;
+  of the evaluator ``loops``; each check also says what the replay should assert (read by
+  :mod:`harness.incident.expect`);
 - **rules**, ordered from SEV-1 to SEV-3, map the set of failed checks to a failing layer,
   a severity and a one-line rationale. The first rule that holds wins.
 
@@ -26,6 +27,7 @@ import yaml
 
 from harness.evaluators.base import UNIT_COUNT, UNIT_RATIO, BaseEvaluator, MetricInfo, Score
 from harness.incident.errors import IncidentError
+from harness.incident.expect import EXPECT_NAMES
 from harness.incident.redact import Redactor, is_national_id
 from harness.scenario.model import FailingLayer
 from harness.trace import conventions as c
@@ -70,7 +72,6 @@ _WORST: dict[str, Callable[[Iterable[float]], float]] = {
     "<=": min,
     "==": max,
 }
-_EXPECT_NAMES = frozenset({"background", "after_call", "end_state"})
 INTENT_FAILED_OUTCOMES = frozenset(
     {"error", "failed", "failure", "fail", "abandoned", "timeout", "timed_out", "unresolved"}
 )
@@ -216,10 +217,10 @@ def parse_rules(data: Any, path: Path = RULES_FILE) -> RuleTable:
         if not (
             check.expect is None
             or isinstance(check.expect, Mapping)
-            or check.expect in _EXPECT_NAMES
+            or check.expect in EXPECT_NAMES
         ):
             raise IncidentError(
-                f"expect {check.expect!r}: a mapping or one of {sorted(_EXPECT_NAMES)}",
+                f"expect {check.expect!r}: a mapping or one of {sorted(EXPECT_NAMES)}",
                 file=path,
                 field=where,
             )

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from harness.call.rundir import CallDir
 from harness.core.errors import HarnessError, ScenarioError
 from harness.incident.errors import IncidentError
 from harness.incident.redact import Redactor
+from harness.trace.instance import Instance
 
 __all__ = ["OPTION", "load_conversation", "shown_id"]
 
@@ -36,12 +37,12 @@ def _listing(ids: list[str]) -> str:
     return text + (f" and {more} more" if more > 0 else "")
 
 
-def _read(trace: Path) -> Mapping[str, Any]:
+def _read(trace: Path) -> Mapping[str, Instance]:
     from harness.trace.otlp import load_instances
 
     if trace.is_dir():
-        if not (trace / "trace.jsonl").is_file():
-            raise IncidentError("no trace.jsonl in this directory", file=trace)
+        if not CallDir(trace).trace.is_file():
+            raise IncidentError(f"no {CallDir(trace).trace.name} in this directory", file=trace)
     elif not trace.is_file():
         raise IncidentError("trace file not found", file=trace)
     try:
@@ -58,7 +59,7 @@ def _read(trace: Path) -> Mapping[str, Any]:
         ) from None
 
 
-def load_conversation(trace: Path, conversation_id: str | None = None) -> Any:
+def load_conversation(trace: Path, conversation_id: str | None = None) -> Instance:
     """The Instance of one call in ``trace`` (a JSON-lines export or an instance directory).
 
     ``conversation_id`` picks a call in a file holding several: its id, or the redacted

@@ -88,13 +88,13 @@ def read_recording(path: str | Path, caller_channel: int | None = None) -> Recor
     except (OSError, EOFError, wave.Error) as e:
         raise IncidentError(
             f"cannot read the recording as WAV ({e}); convert it with "
-            "`ffmpeg -i <file> -c:a pcm_s16le recording.wav`",
+            "`ffmpeg -i <file> -c:a pcm_s16le call-16bit.wav`",
             file=p,
         ) from None
     if width != 2:
         raise IncidentError(
             f"{8 * width}-bit samples; only 16-bit PCM WAV is read (convert with "
-            "`ffmpeg -i <file> -c:a pcm_s16le recording.wav`)",
+            "`ffmpeg -i <file> -c:a pcm_s16le call-16bit.wav`)",
             file=p,
         )
     if rate <= 0 or n <= 0:

@@ -11,13 +11,12 @@ counted, never guessed at.
 from __future__ import annotations
 
 import calendar
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.evaluators.base import Score
-from harness.gates.scoring import SCORES_FILE
+from harness.call.rundir import RunDir, RunDirError
+from harness.gates.scoring import read_run_scores
 from harness.monitor.model import CallRecord
 from harness.trace.validate import DataError
 
@@ -37,30 +36,6 @@ def _slot(label: str) -> float | None:
         return None
 
 
-def _scores_by_call(run_dir: Path) -> tuple[dict[str, list[Score]], int]:
-    out: dict[str, list[Score]] = {}
-    bad = 0
-    path = run_dir / SCORES_FILE
-    if not path.exists():
-        return out, 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            d = json.loads(line)
-            score = Score(
-                d["name"],
-                d["value"],
-                d["unit"],
-                d.get("span"),
-                d.get("layer"),
-                d.get("turn"),
-                d.get("detail", ""),
-            )
-            out.setdefault(d["conversation_id"], []).append(score)
-        except (ValueError, KeyError, TypeError):
-            bad += 1
-    return out, bad
-
-
 def recover_unstored(
     store: object,
     run_dir: Path,
@@ -71,20 +46,22 @@ def recover_unstored(
     """Store every completed call of ``run_dir`` that ``store`` lacks; returns them."""
     if not run_dir.is_dir():
         return Recovered((), 0)
-    scores, bad = _scores_by_call(run_dir)
+    scores, bad = read_run_scores(run_dir)
     out: list[CallRecord] = []
-    for timings in sorted(run_dir.glob("*/timings.json")):
+    for call in RunDir(run_dir).calls():
+        if not call.timings.is_file():
+            continue  # killed before its verdict: nothing to store
         try:
-            t = json.loads(timings.read_text())
+            t = call.read_timings()
             cid = t["conversation_id"]
             verdict = t["verdict"]
             data_errors = tuple(DataError.from_dict(e) for e in t.get("data_errors") or ())
-        except (ValueError, KeyError, TypeError, OSError):
+        except (RunDirError, ValueError, KeyError, TypeError, OSError):
             bad += 1
             continue
         if verdict not in ("pass", "fail") or store.has_call(cid):  # type: ignore[attr-defined]
             continue
-        call_dir = timings.parent
+        call_dir = call.path
         label = call_dir.name.rsplit(".", 1)[0]
         trace = t.get("trace") or {}
         failures = tuple(t.get("failures") or ())
@@ -93,7 +70,7 @@ def recover_unstored(
         rec = CallRecord(
             conversation_id=cid,
             source="synthetic",
-            ended_at=timings.stat().st_mtime,
+            ended_at=call.timings.stat().st_mtime,
             scores=tuple(scores.get(cid, ())),
             passed=verdict == "pass",
             scenario=label.split("-", 1)[1] if "-" in label else label,

@@ -20,15 +20,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.call.rundir import RunDir
 from harness.core.files import atomic_write
-from harness.report.names import PERFETTO_FILE, REPORT_FILE, anchor
+from harness.report.names import anchor
 
 if TYPE_CHECKING:
     from harness.report.model import CallView, RunView
 
 __all__ = [
-    "PERFETTO_FILE",
-    "REPORT_FILE",
     "build_run",
     "default_out",
     "report_at_end",
@@ -42,17 +41,16 @@ def default_out(source: str | os.PathLike[str], fmt: str = "html") -> Path:
     """Where a report of ``source`` goes: ``report.html`` (or ``perfetto.json``) in a run or
     call directory; next to a trace file, named after it (``export.report.html``)."""
     p = Path(source)
-    name = REPORT_FILE if fmt == "html" else PERFETTO_FILE
-    if p.is_dir():
-        return p / name
-    return p.with_suffix("." + name)
+    files = RunDir(p if p.is_dir() else p.parent)
+    target = files.report if fmt == "html" else files.perfetto
+    return target if p.is_dir() else p.with_suffix("." + target.name)
 
 
 def report_link(call_dir: str | os.PathLike[str]) -> str:
     """The report's path with the call's anchor, for a JUnit property:
     ``.harness/runs/<run>/report.html#call-booking``."""
     d = Path(call_dir)
-    return f"{d.parent / REPORT_FILE}#{anchor(d.name)}"
+    return f"{RunDir(d.parent).report}#{anchor(d.name)}"
 
 
 def _sweep_rows(calls: Sequence[CallView]) -> list[Any]:

@@ -9,21 +9,19 @@ not dropped silently: it becomes a note on the run page that names the file and 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.call.rundir import CallDir, RunDir
 from harness.core.errors import HarnessError, ScenarioError
 from harness.evaluators.base import Score
-from harness.report.names import PERFETTO_FILE, REPORT_FILE, anchor
+from harness.report.names import anchor
 from harness.trace.instance import Instance, Span
 
 __all__ = [
-    "PERFETTO_FILE",
-    "REPORT_FILE",
     "CallView",
     "Evidence",
     "IncidentView",
@@ -31,10 +29,6 @@ __all__ = [
     "anchor",
     "load_calls",
 ]
-
-# Written by the call engine next to each call's trace (harness.session.engine.write_artifacts);
-# read here only. When the run directory gets its one owning module, take the names from it.
-_TIMINGS_FILE = "timings.json"
 
 _VERDICT_ORDER = {"error": 0, "fail": 1, "pass": 2}
 _REPEAT = re.compile(r"\.(\d+)$")
@@ -158,71 +152,20 @@ class RunView:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-
-
-def _score(record: Mapping[str, Any]) -> Score | None:
-    names = {f.name for f in fields(Score)}
-    try:
-        return Score(**{k: v for k, v in record.items() if k in names})
-    except (TypeError, ValueError):
-        return None
-
-
-def read_scores(path: Path) -> tuple[dict[str, list[Score]], int]:
-    """``scores.jsonl`` by conversation id, and how many lines could not be read."""
-    out: dict[str, list[Score]] = {}
-    bad = 0
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return out, 0
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        score = _score(record) if isinstance(record, dict) else None
-        cid = record.get("conversation_id") if isinstance(record, dict) else None
-        if score is None or not isinstance(cid, str):
-            bad += 1
-            continue
-        out.setdefault(cid, []).append(score)
-    return out, bad
-
-
-def _call_dirs(run_dir: Path) -> list[Path]:
-    from harness.trace.otlp import CALLER_FILE, TRACE_FILE
-
-    names = (TRACE_FILE, CALLER_FILE, _TIMINGS_FILE)
-    if any((run_dir / n).is_file() for n in names):
-        return [run_dir]
-    return sorted(
-        d for d in run_dir.iterdir() if d.is_dir() and any((d / n).is_file() for n in names)
-    )
-
-
 def _instance_of(call_dir: Path) -> Instance:
     """The call's Instance; a call that ended before its trace was saved has only the
-    caller's own ``caller.json`` (or nothing), which still gives its turns."""
-    from harness.trace.otlp import CALLER_FILE, TRACE_FILE, load_instance
+    caller's own file (or nothing), which still gives its turns."""
+    from harness.trace.otlp import load_instance
 
-    if (call_dir / TRACE_FILE).is_file():
+    call = CallDir(call_dir)
+    if call.trace.is_file():
         return load_instance(call_dir)
-    caller = _read_json(call_dir / CALLER_FILE)
-    if isinstance(caller, dict) and isinstance(caller.get("caller"), dict):
-        caller = caller["caller"]  # the harness's side file of an untraced call
+    side = call.read_caller() or {}
+    caller = side.get("caller")
     if not isinstance(caller, dict):
         caller = None
-    cid = str(caller.get("conversation_id") or call_dir.name) if caller else call_dir.name
-    rec = caller.get("recording") if caller else None
+    cid = str(side.get("conversation_id") or call_dir.name)
+    rec = side.get("recording")
     recording = Path(rec).name if isinstance(rec, str) and rec else None
     return Instance(cid, caller=caller, recording=recording, source=call_dir).marked_incomplete(
         "no trace saved for this call"
@@ -231,8 +174,8 @@ def _instance_of(call_dir: Path) -> Instance:
 
 def _call_from_dir(call_dir: Path, scores: Mapping[str, list[Score]]) -> CallView:
     instance = _instance_of(call_dir)
-    timings = _read_json(call_dir / _TIMINGS_FILE)
-    timings = timings if isinstance(timings, dict) else {}
+    call_files = CallDir(call_dir)
+    timings = call_files.read_timings() if call_files.timings.is_file() else {}
     caller = instance.caller or {}
     m = _REPEAT.search(call_dir.name)
     call = CallView(
@@ -268,7 +211,7 @@ def load_calls(
 ) -> tuple[list[CallView], list[str]]:
     """Every call under ``source`` (a run directory, one call's directory, or a trace export
     file), and a note for each that could not be read. ``only``: these call directories."""
-    from harness.gates.scoring import SCORES_FILE
+    from harness.gates.scoring import read_run_scores
 
     notes: list[str] = []
     calls: list[CallView] = []
@@ -301,22 +244,20 @@ def load_calls(
         if report.unjoined_spans:
             notes.append(f"{report.unjoined_spans} spans joined no conversation")
     else:
-        run_dir = source
-        dirs = _call_dirs(source)
+        run = RunDir.of(source)
+        dirs = [c.path for c in RunDir(source).calls()]
         if not dirs:
             raise ScenarioError(
-                "no calls here: a run directory holds one directory per call, each with "
-                f"{_TIMINGS_FILE}, caller.json or trace.jsonl",
+                "no calls here: a run directory holds one directory per call, each with its "
+                "timings, caller and trace files (see harness.call.rundir)",
                 file=source,
             )
-        if dirs == [source]:
-            run_dir = source.parent
         if only is not None:
             wanted = {Path(p).resolve() for p in only}
             dirs = [d for d in dirs if d.resolve() in wanted]
-        scores, bad = read_scores(run_dir / SCORES_FILE)
+        scores, bad = read_run_scores(run.path)
         if bad:
-            notes.append(f"{bad} lines of {run_dir / SCORES_FILE} could not be read: skipped")
+            notes.append(f"{bad} records of {run.scores} could not be read: skipped")
         for d in dirs:
             try:
                 call = _call_from_dir(d, scores)

@@ -1,14 +1,11 @@
-"""The report's file names and anchors, importable without the rest of the report (the
-pytest plugin and the CLI name them on every run)."""
+"""The anchors of a report's calls, importable without the rest of the report (the
+pytest plugin links to them on every run)."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["PERFETTO_FILE", "REPORT_FILE", "anchor"]
-
-REPORT_FILE = "report.html"
-PERFETTO_FILE = "perfetto.json"
+__all__ = ["anchor"]
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 

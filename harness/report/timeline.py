@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.trace import conventions as c
-from harness.trace.instance import Instance, Span
+from harness.trace.instance import Instance, Span, number
 
 __all__ = ["Bar", "Timeline", "TurnRow", "span_order", "timeline"]
 
@@ -122,14 +122,10 @@ def span_order(inst: Instance) -> list[tuple[Span, int, Span | None]]:
     return out
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
 def timeline(inst: Instance) -> Timeline:
     caller = inst.caller or {}
-    started = _num(caller.get("started_at"))
-    ended = _num(caller.get("ended_at"))
+    started = number(caller.get("started_at"))
+    ended = number(caller.get("ended_at"))
     first_span = min((s.start_ns for s in inst.spans), default=None)
     last_span = max((s.end_ns for s in inst.spans), default=None)
     if started is not None:

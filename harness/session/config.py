@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness.call.rundir import RunDir
+
 DEFAULT_COLLECTOR_HOST = "127.0.0.1"
 
 
@@ -57,8 +59,7 @@ class SessionConfig:
     def log_path(self, name: str) -> Path:
         """Where a process this session starts writes its log: ``<run dir>/<name>.log``, or
         ``<name>.gw0.log`` for a pytest-xdist worker, whose siblings share the run dir."""
-        suffix = f".{self.worker}" if self.worker else ""
-        return self.run_dir / f"{name}{suffix}.log"
+        return RunDir(self.run_dir).log(name, self.worker)
 
 
 def worker_share(concurrency: int, workers: int) -> int:

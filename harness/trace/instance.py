@@ -6,7 +6,9 @@ monitoring and a production call loaded from a trace export look the same to the
 Spans form a forest across services (a background agent's spans are children of the
 conversational agent's, the after-call workflow is linked, not parented). The views
 (:attr:`Instance.turns`, :attr:`Instance.tool_calls`, :attr:`Instance.actions`,
-:attr:`Instance.workflow`, :attr:`Instance.layers`) are computed once, on first use.
+:attr:`Instance.workflow`, :attr:`Instance.layers`) are computed once, on first use; smaller
+ones read one fact the way every consumer should (:attr:`Instance.trace_id`,
+:attr:`Instance.agent_name`, :meth:`Instance.agent_speech`, :attr:`Turn.words`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -27,7 +30,11 @@ from harness.trace.validate import DataError, quarantine, quarantine_caller
 __all__ = [
     "LAYER_UNKNOWN",
     "NO_TRACE",
+    "WORD_DURATION",
+    "WORD_EVENT",
+    "WORD_TEXT",
     "Action",
+    "AgentSpeech",
     "Instance",
     "Span",
     "SpanEvent",
@@ -35,8 +42,10 @@ __all__ = [
     "ToolCall",
     "TraceState",
     "Turn",
+    "Word",
     "WorkflowStep",
     "canonical_spans",
+    "number",
     "prefer",
     "span_sort_key",
 ]
@@ -50,6 +59,14 @@ cause and the fix when it knows them)."""
 
 TraceState = Literal["complete", "partial", "none"]
 
+# Word timings, when the speech recognizer reports them: events on the user_turn span.
+WORD_EVENT = "word"
+"""Span event name of one recognized word; the event's time is the word's start."""
+WORD_TEXT = "word.pii.text"
+"""The word's text (user data, hence ``pii``)."""
+WORD_DURATION = "word.duration"
+"""The word's duration in seconds."""
+
 _NS = 1_000_000_000
 # How far a user_turn span may sit outside the caller's own speech and still be its turn:
 # VAD fires a little after the audio starts, and the turn is committed after the
@@ -58,7 +75,39 @@ _MATCH_BEFORE_NS = 500_000_000
 _MATCH_AFTER_NS = 3 * _NS
 
 
+def number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool); None otherwise. How an
+    attribute or a side-file field that nobody validated is read as a measurement."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def seconds_to_ms(value: Any) -> float | None:
+    """A span attribute in seconds as milliseconds; None unless it is a finite number."""
+    v = number(value)
+    return v * 1000.0 if v is not None else None
+
+
 # --- views ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word the caller said, with its start and end (epoch seconds)."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class AgentSpeech:
+    """When the agent's audio of one turn began and ended (epoch seconds; None: unknown)."""
+
+    onset: float | None
+    offset: float | None
 
 
 @dataclass(frozen=True)
@@ -106,10 +155,37 @@ class Turn:
     user_turn: Span | None = field(repr=False)
     agent_turns: tuple[Span, ...] = field(repr=False)
     tool_calls: tuple[ToolCall, ...]
+    caller_words: tuple[Word, ...] = field(default=(), repr=False)
+    """The words the caller side-file timed (its turn's ``words: [{text, start, end}]``)."""
+    barge_in_ms: float | None = None
+    """Measured by the caller: how far into the agent's speech it started talking."""
 
     @property
     def replied(self) -> bool:
         return bool(self.agent_turns) or self.agent_onset is not None
+
+    @property
+    def heard_words(self) -> tuple[Word, ...]:
+        """The words the agent's recognizer timed: the user_turn span's ``word`` events
+        (:data:`WORD_EVENT`; the event's time is the start, :data:`WORD_DURATION` the
+        length). Events without a text or a duration of zero or more are skipped."""
+        if self.user_turn is None:
+            return ()
+        out = []
+        for e in self.user_turn.events:
+            if e.name != WORD_EVENT:
+                continue
+            text = e.attributes.get(WORD_TEXT)
+            duration = number(e.attributes.get(WORD_DURATION))
+            if isinstance(text, str) and duration is not None and duration >= 0:
+                start = e.time_ns / _NS
+                out.append(Word(text, start, start + duration))
+        return tuple(out)
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        """The caller's words with their timings: the side-file's, else the recognizer's."""
+        return self.caller_words or self.heard_words
 
 
 @dataclass(frozen=True)
@@ -219,6 +295,16 @@ class Instance:
         return "complete"
 
     @property
+    def turns_from_caller(self) -> bool:
+        """Whether :attr:`turns` are the caller side-file's turns (else the user_turn spans)."""
+        return bool(_caller_turns(self.caller))
+
+    @property
+    def caller_started_at(self) -> float | None:
+        """When the caller's recording began (epoch seconds, the side-file's ``started_at``)."""
+        return number(self.caller.get("started_at")) if self.caller else None
+
+    @property
     def recording_path(self) -> Path | None:
         if not self.recording:
             return None
@@ -292,6 +378,56 @@ class Instance:
     @cached_property
     def services(self) -> tuple[str, ...]:
         return tuple(sorted({s.service_name for s in self.spans if s.service_name}))
+
+    @cached_property
+    def trace_id(self) -> str | None:
+        """The call's trace: the ``agent_session`` span's, else the one most of the
+        conversational layer's spans (else of all spans) belong to; None without spans."""
+        for s in self.spans:
+            if s.name == c.SPAN_AGENT_SESSION:
+                return s.trace_id
+        counts = Counter(s.trace_id for s in self.spans if s.layer == c.LAYER_CONVERSATIONAL)
+        if not counts:
+            counts = Counter(s.trace_id for s in self.spans)
+        return counts.most_common(1)[0][0] if counts else None
+
+    @cached_property
+    def agent_name(self) -> str | None:
+        """The dispatched agent's name (the first non-blank ``lk.agent_name``)."""
+        for s in self.spans:
+            v = s.attributes.get(c.LK_AGENT_NAME)
+            if isinstance(v, str) and v.strip():
+                return v.strip()
+        return None
+
+    @property
+    def session_start(self) -> float | None:
+        """When the agent's session began (epoch seconds): the earliest ``job_entrypoint``
+        or ``agent_session`` span, else the earliest span; None without spans."""
+        sessions = (c.SPAN_JOB_ENTRYPOINT, c.SPAN_AGENT_SESSION)
+        starts = [s.start_ns for s in self.spans if s.name in sessions]
+        starts = starts or [s.start_ns for s in self.spans]
+        return min(starts) / _NS if starts else None
+
+    def agent_speech(self, turn: Turn) -> AgentSpeech:
+        """When the agent spoke in ``turn``: as the caller measured it when it did; else
+        from the turn's agent_turn spans, the onset being the first ``agent_speaking``
+        span's start, or the first ``tts_node``'s start plus its ``lk.response.ttfb``, or
+        the first agent_turn's start, and the offset the last agent_turn's end (never
+        before the onset)."""
+        if turn.agent_onset is not None or not turn.agent_turns:
+            return AgentSpeech(turn.agent_onset, turn.agent_offset)
+        first = turn.agent_turns[0]
+        onset = first.start_ns / _NS
+        for d in self.descendants(first):
+            if d.name == c.SPAN_AGENT_SPEAKING:
+                onset = d.start_ns / _NS
+                break
+            if d.name == c.SPAN_TTS_NODE:
+                onset = d.start_ns / _NS + (number(d.attributes.get(c.LK_RESPONSE_TTFB)) or 0.0)
+                break
+        offset = max(a.end_ns for a in turn.agent_turns) / _NS
+        return AgentSpeech(onset, max(onset, offset))
 
     # --- views ---
 
@@ -414,22 +550,20 @@ def _tool_call(s: Span) -> ToolCall:
     )
 
 
-def _seconds_to_ms(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if math.isnan(value):
-        return None
-    return float(value) * 1000.0
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _side_words(raw: Any) -> tuple[Word, ...]:
+    """A side-file turn's ``words: [{text, start, end}]``; malformed entries skipped."""
+    out = []
+    if isinstance(raw, list):
+        for w in raw:
+            if isinstance(w, Mapping) and isinstance(w.get("text"), str):
+                start, end = number(w.get("start")), number(w.get("end"))
+                if start is not None and end is not None and end >= start:
+                    out.append(Word(w["text"], start, end))
+    return tuple(out)
 
 
 def _to_ns(seconds: float | None) -> int | None:
@@ -540,11 +674,11 @@ def _make_turn(
         agent_heard=heard,
         agent_said=agent_said,
         interrupted=interrupted,
-        end_of_turn_delay_ms=_seconds_to_ms(from_turns(c.LK_END_OF_TURN_DELAY)),
-        transcription_delay_ms=_seconds_to_ms(from_turns(c.LK_TRANSCRIPTION_DELAY)),
-        ttft_ms=_seconds_to_ms(_first_attr(nodes, c.SPAN_LLM_NODE, c.LK_RESPONSE_TTFT)),
-        ttfb_ms=_seconds_to_ms(_first_attr(nodes, c.SPAN_TTS_NODE, c.LK_RESPONSE_TTFB)),
-        e2e_latency_ms=_seconds_to_ms(
+        end_of_turn_delay_ms=seconds_to_ms(from_turns(c.LK_END_OF_TURN_DELAY)),
+        transcription_delay_ms=seconds_to_ms(from_turns(c.LK_TRANSCRIPTION_DELAY)),
+        ttft_ms=seconds_to_ms(_first_attr(nodes, c.SPAN_LLM_NODE, c.LK_RESPONSE_TTFT)),
+        ttfb_ms=seconds_to_ms(_first_attr(nodes, c.SPAN_TTS_NODE, c.LK_RESPONSE_TTFB)),
+        e2e_latency_ms=seconds_to_ms(
             next(
                 (
                     a.attributes[c.LK_E2E_LATENCY]
@@ -554,15 +688,17 @@ def _make_turn(
                 None,
             )
         ),
-        response_latency_ms=_num(ct.get("response_latency_ms")),
-        agent_speech_ms=_num(ct.get("agent_speech_ms")),
-        caller_start=_num(ct.get("caller_start")),
-        caller_end=_num(ct.get("caller_end")),
-        agent_onset=_num(ct.get("agent_onset")),
-        agent_offset=_num(ct.get("agent_offset")),
+        response_latency_ms=number(ct.get("response_latency_ms")),
+        agent_speech_ms=number(ct.get("agent_speech_ms")),
+        caller_start=number(ct.get("caller_start")),
+        caller_end=number(ct.get("caller_end")),
+        agent_onset=number(ct.get("agent_onset")),
+        agent_offset=number(ct.get("agent_offset")),
         user_turn=user_turn,
         agent_turns=agent_turns,
         tool_calls=tuple(_tool_call(s) for s in nodes if s.name == c.SPAN_FUNCTION_TOOL),
+        caller_words=_side_words(ct.get("words")),
+        barge_in_ms=number(ct.get("barge_in_ms")),
     )
 
 
@@ -588,8 +724,8 @@ def _build_turns(inst: Instance) -> tuple[Turn, ...]:
         bounds: list[int | None] = []
         last_bound: int | None = None
         for pos, t in enumerate(caller_turns):
-            cs = _to_ns(_num(t.get("caller_start")))
-            ce = _to_ns(_num(t.get("caller_end")))
+            cs = _to_ns(number(t.get("caller_start")))
+            ce = _to_ns(number(t.get("caller_end")))
             if cs is None:
                 cs = last_bound
             if pos == 0 and t.get("kind") == "greeting":

@@ -37,6 +37,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from harness.call.rundir import CALLER_FORMAT, CallDir, CallerFile, RunDirError
 from harness.core.errors import ScenarioError
 from harness.core.files import atomic_write
 from harness.trace import conventions as c
@@ -44,8 +45,6 @@ from harness.trace.instance import Instance, Span, SpanEvent, SpanLink, prefer
 from harness.trace.join import _adoptable, join_values
 
 __all__ = [
-    "CALLER_FILE",
-    "TRACE_FILE",
     "Decoded",
     "OtlpDecodeError",
     "TraceFileError",
@@ -64,9 +63,6 @@ __all__ = [
     "spans_to_proto",
 ]
 
-TRACE_FILE = "trace.jsonl"
-CALLER_FILE = "caller.json"
-_SIDE_FORMAT = "harness.instance/1"
 
 _STATUS_BY_CODE = {0: c.STATUS_UNSET, 1: c.STATUS_OK, 2: c.STATUS_ERROR}
 _CODE_BY_STATUS = {v: k for k, v in _STATUS_BY_CODE.items()}
@@ -685,10 +681,13 @@ def group_by_conversation(
 
 
 def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The trace file and its side file: a call directory's, or a ``.jsonl`` file and the
+    side file beside it (:class:`harness.call.rundir.CallDir`)."""
     p = Path(path)
     if p.suffix == ".jsonl" or p.is_file():
-        return p, p.with_name(CALLER_FILE)
-    return p / TRACE_FILE, p / CALLER_FILE
+        return p, CallDir(p.parent).caller
+    call = CallDir(p)
+    return call.trace, call.caller
 
 
 def save_instance(instance: Instance, path: str | os.PathLike[str]) -> Path:
@@ -699,17 +698,16 @@ def save_instance(instance: Instance, path: str | os.PathLike[str]) -> Path:
     """
     trace_file, side_file = _paths(path)
     lines = spans_to_json_lines(instance.spans)
-    side = {
-        "format": _SIDE_FORMAT,
-        "conversation_id": instance.conversation_id,
-        "recording": instance.recording,
-        "complete": instance.complete,
-        "incomplete_reason": instance.incomplete_reason,
-        "caller": instance.caller,
-    }
-    side_text = json.dumps(side, indent=2, allow_nan=False) + "\n"
+    side = CallerFile(
+        format=CALLER_FORMAT,
+        conversation_id=instance.conversation_id,
+        recording=instance.recording,
+        complete=instance.complete,
+        incomplete_reason=instance.incomplete_reason,
+        caller=instance.caller,
+    )
     atomic_write(trace_file, "".join(line + "\n" for line in lines))
-    atomic_write(side_file, side_text)
+    CallDir(side_file.parent).write_caller(side)
     return trace_file
 
 
@@ -784,32 +782,15 @@ def read_spans(path: str | os.PathLike[str]) -> list[Span]:
 
 def read_side(side_file: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The side file next to a trace (``caller.json``), as a saved instance's header:
-    ``conversation_id``, ``recording``, ``complete``, ``incomplete_reason``, ``caller``.
-    None when there is none; :class:`TraceFileError` naming the file when it cannot be
-    read."""
+    ``conversation_id``, ``recording``, ``complete``, ``incomplete_reason``, ``caller``
+    (:class:`harness.call.rundir.CallerFile`). None when there is none;
+    :class:`TraceFileError` naming the file when it cannot be read."""
     side_file = Path(side_file)
-    if not side_file.is_file():
-        return None
     try:
-        side = json.loads(side_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise TraceFileError(f"cannot read side file: {e}", file=side_file) from None
-    except RecursionError:
-        raise TraceFileError(
-            "cannot read side file: JSON nested too deeply", file=side_file
-        ) from None
-    if not isinstance(side, dict):
-        raise TraceFileError("expected a JSON object", file=side_file)
-    if side.get("format") == _SIDE_FORMAT:
-        return side
-    # the synthetic caller's own file, as it writes it
-    return {
-        "conversation_id": side.get("conversation_id"),
-        "recording": side.get("recording"),
-        "complete": True,
-        "incomplete_reason": None,
-        "caller": side,
-    }
+        side = CallDir(side_file.parent).read_caller() if side_file.is_file() else None
+    except RunDirError as e:
+        raise TraceFileError(f"cannot read side file: {e.reason}", file=side_file) from None
+    return dict(side) if side is not None else None
 
 
 def _instance(
@@ -836,7 +817,7 @@ def load_instances(path: str | os.PathLike[str]) -> dict[str, Instance]:
     spans = read_spans(trace_file)
     side = read_side(side_file)
     source = trace_file.parent
-    if side is not None and side.get("format") == _SIDE_FORMAT and side.get("conversation_id"):
+    if side is not None and side.get("format") == CALLER_FORMAT and side.get("conversation_id"):
         cid = str(side["conversation_id"])
         # a saved instance: every span in the file is this conversation's
         return {cid: _instance(cid, spans, side, source)}
@@ -968,7 +949,7 @@ def iter_instances(
             raise
         rep.side_error = e
         side = None
-    if side is not None and side.get("format") == _SIDE_FORMAT and side.get("conversation_id"):
+    if side is not None and side.get("format") == CALLER_FORMAT and side.get("conversation_id"):
         yield _saved_call(trace_file, side, source, rep, tolerant)
         return
     try:

@@ -404,6 +404,25 @@ def test_a_failed_write_leaves_nothing(loop_call, tmp_path, monkeypatch):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_failed_overwrite_keeps_the_old_fixture_and_its_audio(loop_call, tmp_path, monkeypatch):
+    _, _, rec = loop_call
+    first = import_incident(TRACE, recording=rec, incident_id="INC-1", **dirs(tmp_path))
+    before = {p: p.read_bytes() for p in files_under(tmp_path)}
+    real = os.replace
+
+    def failing(src, dst):
+        if str(dst).endswith(".yaml"):  # the audio is swapped in by now; the YAML fails
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(IncidentError, match="No space left"):
+        import_incident(TRACE, incident_id="INC-1", overwrite=True, **dirs(tmp_path))
+    assert {p: p.read_bytes() for p in files_under(tmp_path)} == before
+    assert list(tmp_path.rglob(".*")) == []  # no stage, no old copy, no temporary YAML
+    assert first.audio_paths[0].parent.is_dir()
+
+
 def test_find_fixture_and_to_dict(tmp_path):
     result = import_incident(TRACE, incident_id="INC-42", **dirs(tmp_path))
     out = dirs(tmp_path)["out_dir"]

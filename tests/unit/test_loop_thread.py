@@ -45,5 +45,5 @@ def test_a_setup_that_never_ends_is_a_timeout_not_a_hang():
     async def setup() -> None:
         await asyncio.Event().wait()
 
-    with pytest.raises(InfrastructureError, match="did not start within 0.2s"):
+    with pytest.raises(InfrastructureError, match=r"did not start within 0\.2s"):
         LoopThread("test-loop", setup=setup, start_timeout=0.2)

@@ -3,7 +3,6 @@ from pathlib import Path
 from harness.evaluators import Score
 from harness.gates import ScoreStore, default_gates
 from harness.gates.scoring import (
-    GateRun,
     SessionScores,
     expected_end_state,
     gates_failed,
@@ -11,6 +10,7 @@ from harness.gates.scoring import (
 )
 from harness.plan.callplan import CallPlan, PlannedTurn
 from harness.scenario.model import CallExpect, Expect, Timeouts, ToolExpectation
+from harness.session.gaterun import GateRun
 from harness.session.summary import CallRow, call_table
 
 FIXTURE = Path(__file__).parents[1] / "fixtures/instances/clinic_10_turns"

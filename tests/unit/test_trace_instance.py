@@ -5,8 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from harness.trace import conventions as c
-from harness.trace.instance import LAYER_UNKNOWN, Instance, Span
+from harness.trace.instance import (
+    LAYER_UNKNOWN,
+    WORD_DURATION,
+    WORD_EVENT,
+    WORD_TEXT,
+    AgentSpeech,
+    Instance,
+    Span,
+    SpanEvent,
+    Word,
+    number,
+)
 
 T0 = 1_763_750_000.0  # epoch seconds of the call's start
 CID = "c-test"
@@ -369,3 +382,106 @@ def test_descendants_terminate_when_parent_links_loop() -> None:
     inst = Instance("c", (a, b))
     assert [s.name for s in inst.descendants(a)] == ["b"]
     assert [s.name for s in inst.ancestors(a)] == ["b"]
+
+
+# --- small views: numbers, words, the agent's speech, the call's identity ---------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(3, 3.0), (2.5, 2.5), (-1, -1.0), (True, None), (False, None), ("3", None), (None, None),
+     (float("nan"), None), (float("inf"), None), (float("-inf"), None), ([1], None)],
+)  # fmt: skip
+def test_number_reads_only_finite_numbers(value, expected):
+    assert number(value) == expected
+
+
+def test_words_come_from_the_side_file_else_from_the_recognizer():
+    spans = call_spans()
+    heard = [
+        SpanEvent(WORD_EVENT, ns(4.3), {WORD_TEXT: "book", WORD_DURATION: 0.4}),
+        SpanEvent(WORD_EVENT, ns(4.8), {WORD_TEXT: "a", WORD_DURATION: -0.1}),  # negative
+        SpanEvent(WORD_EVENT, ns(5.0), {WORD_TEXT: 7, WORD_DURATION: 0.2}),  # not text
+        SpanEvent("partial", ns(5.1), {WORD_TEXT: "x", WORD_DURATION: 0.2}),  # another event
+        SpanEvent(WORD_EVENT, ns(5.4), {WORD_TEXT: "cleaning", WORD_DURATION: 0.5}),
+    ]
+    spans["u1"] = replace(spans["u1"], events=tuple(heard))
+    inst = Instance(CID, tuple(spans.values()))
+    t1 = inst.turns[1]
+    assert (
+        t1.heard_words
+        == t1.words
+        == (
+            Word("book", T0 + 4.3, pytest.approx(T0 + 4.7)),
+            Word("cleaning", T0 + 5.4, pytest.approx(T0 + 5.9)),
+        )
+    )
+    assert t1.caller_words == () and inst.turns[0].words == ()  # the greeting: no user_turn
+
+    doc = caller_doc()
+    doc["turns"][1]["words"] = [
+        {"text": "cleaning", "start": T0 + 4.0, "end": T0 + 4.5},
+        {"text": "bad", "start": T0 + 5.0, "end": T0 + 4.0},  # ends before it starts
+        {"text": "x", "start": "4", "end": T0 + 4.0},  # not a number
+        "garbage",
+    ]
+    doc["turns"][1]["barge_in_ms"] = 250
+    inst = Instance(CID, tuple(spans.values()), caller=doc)
+    t1 = inst.turns[1]
+    assert t1.words == t1.caller_words == (Word("cleaning", T0 + 4.0, T0 + 4.5),)
+    assert len(t1.heard_words) == 2  # still there, just not preferred
+    assert t1.barge_in_ms == 250.0 and inst.turns[3].barge_in_ms is None
+
+
+def test_agent_speech_is_measured_by_the_caller_else_read_from_the_spans():
+    spans = call_spans()
+    production = Instance(CID, tuple(spans.values()))
+    greet, t1, unanswered = production.turns[0], production.turns[1], production.turns[2]
+    # the greeting's tts_node starts at 0.7 s and its first byte came 0.1 s later
+    assert production.agent_speech(greet) == AgentSpeech(pytest.approx(T0 + 0.8), T0 + 3.0)
+    # a1's first tts-like descendant is its tts_node at 7.5 s (+0.18 s): not its llm_node
+    assert production.agent_speech(t1) == AgentSpeech(pytest.approx(T0 + 7.68), T0 + 10.0)
+    assert production.agent_speech(unanswered) == AgentSpeech(None, None)  # no reply
+
+    speaking = mk(c.SPAN_AGENT_SPEAKING, 6.4, 9.0, spans["a1"])
+    inst = Instance(CID, (*spans.values(), speaking))
+    assert inst.agent_speech(inst.turns[1]) == AgentSpeech(T0 + 6.4, T0 + 10.0)
+
+    bare = mk("agent_turn", 30.0, 29.0)  # quarantined to a zero duration
+    only = Instance(CID, (mk("user_turn", 28.0, 29.0), bare))
+    assert only.agent_speech(only.turns[0]) == AgentSpeech(T0 + 30.0, T0 + 30.0)
+
+    synthetic = Instance(CID, tuple(spans.values()), caller=caller_doc())
+    t1 = synthetic.turns[1]
+    assert synthetic.agent_speech(t1) == AgentSpeech(T0 + 6.5, None)  # what the caller heard
+
+
+def test_trace_id_agent_name_session_start_and_caller_start():
+    other = "5b8efff798038103d269b633813fc60c"
+    spans = call_spans()
+    inst = Instance(CID, tuple(spans.values()))
+    assert inst.trace_id == TRACE  # the agent_session's
+    no_session = [v for k, v in spans.items() if k != "session"]
+    workflow = [mk("after_call", 50, 53, layer="workflow", trace=other) for _ in range(9)]
+    assert Instance(CID, (*no_session, *workflow)).trace_id == TRACE  # the conversational's
+    assert Instance(CID, tuple(workflow)).trace_id == other  # no conversational span at all
+    assert Instance(CID).trace_id is None
+
+    assert inst.agent_name is None
+    named = mk("job_entrypoint", 0.2, 40)
+    named = replace(named, attributes={**named.attributes, c.LK_AGENT_NAME: "  clinic "})
+    blank = mk("x", 0.1, 1)
+    blank = replace(blank, attributes={**blank.attributes, c.LK_AGENT_NAME: "   "})
+    assert Instance(CID, (blank, named, *spans.values())).agent_name == "clinic"
+
+    assert inst.session_start == T0 + 0.5  # agent_session, not the earlier-starting others
+    early = mk("user_turn", 0.1, 0.3)
+    assert Instance(CID, (early, *spans.values())).session_start == T0 + 0.5
+    assert Instance(CID, (early,)).session_start == T0 + 0.1
+    assert Instance(CID).session_start is None
+
+    assert inst.caller_started_at is None and inst.turns_from_caller is False
+    synthetic = Instance(CID, tuple(spans.values()), caller=caller_doc())
+    assert synthetic.caller_started_at == T0 and synthetic.turns_from_caller is True
+    odd = Instance(CID, (), caller={"started_at": float("nan"), "turns": "none"})
+    assert odd.caller_started_at is None and odd.turns_from_caller is False
