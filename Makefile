@@ -39,9 +39,22 @@ test-gates-xdist: tools
 test-monitor-crash: tools
 	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e/test_monitor_crash.py -m soak -s $(PYTEST_ARGS)
 
+# Mutation testing of the project's own suite: the smoke scenarios (booking among them) and
+# the clinic's hesitant caller, once clean and once per fault of the clinic's catalogue
+# (every layer of the failure-mode library), each fault run stopped at its first alarm. Not
+# in `make test`: about 30 minutes on a 2-core machine. Three rounds at most per run: the
+# LLM first-token gate (p99) needs 50 samples, which two rounds of the suite do not give.
+# Results: the table, .harness/runs/<run>/sensitivity.json, .harness/sensitivity.xml (JUnit).
+SENSITIVITY_ARGS ?= --calls 3 --concurrency 2
+sensitivity: tools
+	$(LOOPBACK) $(VENV)/bin/harness sensitivity scenarios/smoke examples/clinic/scenarios \
+		--catalogue examples/clinic/faults.yaml --agent-cmd "$(AGENT_CMD)" \
+		--junitxml .harness/sensitivity.xml $(SENSITIVITY_ARGS)
+
 lint: tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: tools
 	$(VENV)/bin/ruff format .
