@@ -3,6 +3,7 @@ migrations, refusals, retention, and durability when the writer is SIGKILLed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -520,26 +521,43 @@ def test_sigkill_never_loses_a_commit_or_half_writes(tmp_path: Path) -> None:
     lines = _Lines(proc.stdout.fileno())
     rng = random.Random(20240607)
     committed: set[str] = set()
+    writer: int | None = None
     try:
         for _round in range(5):
             proc.stdin.write(b"go\n")
             proc.stdin.flush()
-            first = lines.next(60.0)
-            assert first.startswith("pid "), first
-            pid = int(first.split()[1])
-            assert lines.next() == "ready"
-            time.sleep(rng.uniform(0.05, 0.5))
-            os.kill(pid, signal.SIGKILL)
+            # the parent prints the pid, the child "ready" and its commits: they share
+            # one pipe, so the child's lines may come before the parent's
             new: list[str] = []
+            ready = False
+            while writer is None or not ready:
+                line = lines.next(60.0)
+                if line.startswith("pid "):
+                    writer = int(line.split()[1])
+                elif line == "ready":
+                    ready = True
+                else:
+                    assert ready and line.startswith("committed "), line
+                    new.append(line.split()[1])
+            time.sleep(rng.uniform(0.05, 0.5))
+            os.kill(writer, signal.SIGKILL)
             while (line := lines.next()) != "dead":
                 assert line.startswith("committed "), line
                 new.append(line.split()[1])
             assert not committed & set(new), "a stored call was stored again"
             committed |= set(new)
             _check_after_crash(path, committed, rounds=_round + 1)
+            writer = None
     finally:
+        if writer is not None:  # a failed round: its writer must not outlive the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(writer, signal.SIGKILL)
         proc.stdin.close()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
     assert len(committed) > 5  # the writer did get calls in before being killed
 
 
