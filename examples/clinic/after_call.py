@@ -29,9 +29,11 @@ Each step ends ``ok`` or ``error``. The spans are flushed after every job. Recei
 makes no span: a workflow span continuing the call's trace would count as the workflow's
 root and hide a crash from the collector.
 
-Fault knob ``CLINIC_WORKFLOW_CRASH=1`` (or ``"faults": {"workflow_crash": true}`` in a
-job): the process dies (``os._exit(1)``) after ``summarize`` has ended and been exported,
-before ``after_call`` ends, so the root never reaches the collector. The job stays
+Fault knob ``CLINIC_WORKFLOW_CRASH`` (a share of jobs, drawn per conversation id; 1: every
+job), or ``"faults": {"workflow_crash": true}`` in a job, which decides for that job (the
+conversational agent draws the call's share and sends its decision): the process dies
+(``os._exit(1)``) after ``summarize`` has ended and been exported, before ``after_call``
+ends, so the root never reaches the collector. The job stays
 ``running`` in the table; a restarted worker marks it ``abandoned`` and resumes the jobs
 still ``queued``.
 """
@@ -59,7 +61,7 @@ from harness.trace import conventions as c
 
 from . import deploy, store
 from .domain import CLINIC_NAME, DAYS, SERVICES
-from .faults import FaultConfigError
+from .faults import Faults
 
 __all__ = ["Job", "WorkflowConfig", "confirmation_messages", "create_app", "main", "summarize"]
 
@@ -91,15 +93,31 @@ _BOOKING_FIELDS = ("name", "day", "time", "service")
 @dataclass(frozen=True)
 class WorkflowConfig:
     db_path: Path
-    crash: bool = False
+    crash: float = 0.0
+    """Share of jobs without a ``workflow_crash`` decision of their own that crash."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        faults = Faults(workflow_crash=self.crash, seed=self.seed)  # the one validation
+        object.__setattr__(self, "crash", faults.workflow_crash)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkflowConfig:
         env = os.environ if environ is None else environ
+        faults = Faults.from_env(env)
         return cls(
             db_path=deploy.db_path(env, SERVICE_NAME),
-            crash=deploy.env_flag(env, deploy.ENV_WORKFLOW_CRASH),
+            crash=faults.workflow_crash,
+            seed=faults.seed,
         )
+
+    def crashes(self, job: Job) -> bool:
+        """Whether ``job`` crashes the worker: its own decision, else the configured share
+        drawn for its conversation (the same draw the agent makes)."""
+        if job.crash is not None:
+            return job.crash
+        faults = Faults(workflow_crash=self.crash, seed=self.seed)
+        return faults.plan(job.conversation_id).hit("workflow_crash")
 
 
 # --- the job ------------------------------------------------------------------------------
@@ -286,7 +304,7 @@ def run_job(config: WorkflowConfig, job_id: int) -> str | None:
         if payload is None:
             return None
         job = Job.from_json(payload)
-        crash = config.crash if job.crash is None else job.crash
+        crash = config.crashes(job)
         state, error = store.JOB_DONE, None
         try:
             with instrument.linked_span(
@@ -443,18 +461,14 @@ async def _get_job(request: web.Request) -> web.Response:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        config = WorkflowConfig.from_env()
-        port = deploy.env_int(os.environ, deploy.ENV_WORKFLOW_PORT, 0, minimum=0)
-    except FaultConfigError as e:
-        raise SystemExit(f"{SERVICE_NAME}: {e}") from None
-    instrument.init_tracing(SERVICE_NAME, layer=c.LAYER_WORKFLOW, livekit=False)
-    log.info("database %s; workflow_crash=%s", config.db_path, config.crash)
-    try:
-        deploy.run_service(create_app(config), service=SERVICE_NAME, port=port)
-    finally:
-        instrument.shutdown_tracing(timeout_s=3.0)
+    deploy.service_main(
+        service=SERVICE_NAME,
+        layer=c.LAYER_WORKFLOW,
+        port_env=deploy.ENV_WORKFLOW_PORT,
+        load_config=WorkflowConfig.from_env,
+        create_app=create_app,
+        describe=lambda cfg: f"database {cfg.db_path}; workflow_crash={cfg.crash:g}",
+    )
 
 
 if __name__ == "__main__":

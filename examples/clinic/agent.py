@@ -19,10 +19,12 @@ import json
 import logging
 import math
 import sys
+from collections.abc import AsyncIterable
 from dataclasses import asdict
 from typing import Any
 
 import harness_instrument as instrument
+import numpy as np
 from livekit import rtc
 from livekit.agents import (
     Agent,
@@ -31,6 +33,7 @@ from livekit.agents import (
     CloseEvent,
     JobContext,
     JobProcess,
+    ModelSettings,
     RunContext,
     ToolError,
     UserInputTranscribedEvent,
@@ -45,10 +48,10 @@ from livekit.plugins import silero
 from harness.audio.clip import Clip
 
 from . import bookings, clients, dialog
-from .faults import Faults
+from .faults import FaultPlan, Faults
 from .llm import RuleBasedLLM
 from .stt import PocketsphinxSTT, load_decoder, transcribe
-from .tts import EspeakTTS
+from .tts import EspeakTTS, reply_faults, tts_faults_active
 
 logger = logging.getLogger("clinic")
 
@@ -57,6 +60,12 @@ SILENCE_TIMEOUT_S = 6.0
 """How long the caller may say nothing (while the agent is not speaking) before a prompt."""
 GREETING_PAUSE_S = 0.5
 """Pause between the caller's side subscribing to the agent's audio and the greeting."""
+VAD_SILENCE_S = 0.55
+"""Silero's default: silence that ends a stretch of caller speech."""
+ENDPOINTING_DELAY_S = 0.5
+"""livekit-agents' default minimum endpointing delay after that silence."""
+MIN_VAD_SILENCE_S = 0.05
+FRAME_S = 0.02
 
 INSTRUCTIONS = (
     "You are the receptionist of Bright Smile Dental. Answer questions about opening "
@@ -66,9 +75,11 @@ INSTRUCTIONS = (
 
 
 class ClinicAgent(Agent):
-    def __init__(self) -> None:
+    def __init__(self, faults: Faults | None = None, call_key: str = "") -> None:
         super().__init__(instructions=INSTRUCTIONS)
         self.booked: list[dict[str, Any]] = []  # handed to the after-call workflow
+        self.faults = faults or Faults()
+        self._tts_plan: FaultPlan = self.faults.plan(call_key)
 
     async def on_enter(self) -> None:
         self.session.on("user_state_changed", self._on_user_state_changed)
@@ -83,6 +94,33 @@ class ClinicAgent(Agent):
         # "away" only ends when the caller speaks; count a second silence from this prompt
         handle.add_done_callback(lambda _: self.session.reset_away_timer())
 
+    async def tts_node(
+        self, text: AsyncIterable[str], model_settings: ModelSettings
+    ) -> AsyncIterable[rtc.AudioFrame]:
+        """The default TTS, with the TTS fault knobs applied to each whole reply."""
+        frames = Agent.default.tts_node(self, text, model_settings)
+        if not tts_faults_active(self._tts_plan):
+            async for frame in frames:
+                yield frame
+            return
+        chunks: list[np.ndarray] = []
+        rate, channels = 0, 1
+        async for frame in frames:
+            rate, channels = frame.sample_rate, frame.num_channels
+            chunks.append(np.frombuffer(frame.data, dtype=np.int16).copy())
+        if not chunks:
+            return
+        pcm = np.concatenate(chunks)
+        if channels != 1:
+            pcm = pcm.reshape(-1, channels)[:, 0].copy()
+        pcm, applied = reply_faults(pcm, rate, self._tts_plan)
+        for line in applied:
+            logger.info("fault: %s", line)
+        step = max(1, round(rate * FRAME_S))
+        for i in range(0, len(pcm), step):
+            piece = pcm[i : i + step]
+            yield rtc.AudioFrame(piece.tobytes(), rate, 1, len(piece))
+
     @function_tool
     async def check_availability(self, day: str) -> str:
         """Look up the free appointment times on a day of the week.
@@ -92,7 +130,7 @@ class ClinicAgent(Agent):
         """
         logger.info("tool check_availability(day=%r)", day)
         try:
-            return json.dumps(await bookings.availability(day))
+            return json.dumps(await bookings.availability(day, faults=self.faults.backend_knobs()))
         except bookings.BookingError as e:
             raise ToolError(str(e)) from None
 
@@ -108,7 +146,13 @@ class ClinicAgent(Agent):
         """
         logger.info("tool request_booking(day=%r, time=%r, service=%r)", day, time, service)
         try:
-            booking = await bookings.request_booking(name=name, day=day, time=time, service=service)
+            booking = await bookings.request_booking(
+                name=name,
+                day=day,
+                time=time,
+                service=service,
+                faults=self.faults.backend_knobs(),
+            )
         except bookings.BookingError as e:
             raise ToolError(str(e)) from None
         self.booked.append(booking)
@@ -180,17 +224,23 @@ async def entrypoint(ctx: JobContext) -> None:
     conversation_id = instrument.conversation_from_job(ctx) or ctx.job.room.name
     dispatch = _json_object(ctx.job.metadata)
     faults = Faults.from_metadata(dispatch, base=Faults.from_env())
-    logger.info("call %s in room %s, faults %s", conversation_id, ctx.job.room.name, asdict(faults))
+    changed = {k: v for k, v in asdict(faults).items() if v != getattr(Faults(), k)}
+    logger.info("call %s in room %s, faults %s", conversation_id, ctx.job.room.name, changed)
+    plan = faults.plan(conversation_id)
+    vad, endpointing = _turn_taking(ctx.proc.userdata["vad"], plan)
 
     session = AgentSession(
-        vad=ctx.proc.userdata["vad"],
-        stt=PocketsphinxSTT(decoder=ctx.proc.userdata["decoder"]),
+        vad=vad,
+        stt=PocketsphinxSTT(
+            decoder=ctx.proc.userdata["decoder"], faults=faults, call_key=conversation_id
+        ),
         llm=RuleBasedLLM(faults=faults, call_key=conversation_id),
         tts=EspeakTTS(),
         turn_handling={
             "turn_detection": "vad",
             "interruption": {"mode": "vad"},
             "preemptive_generation": {"enabled": False},
+            **({"endpointing": endpointing} if endpointing else {}),
         },
         user_away_timeout=SILENCE_TIMEOUT_S,
     )
@@ -204,11 +254,21 @@ async def entrypoint(ctx: JobContext) -> None:
     def _end_job(ev: CloseEvent) -> None:
         ctx.shutdown(reason=f"session closed: {ev.reason.value}")
 
-    agent = ClinicAgent()
+    agent = ClinicAgent(faults, conversation_id)
+    skip, twice, crash = after_call_faults(plan)
 
     async def _after_call() -> None:  # the after-call workflow runs once the caller is gone
+        if skip:
+            logger.info("fault: the after-call job is never queued")
+            return
         transcript = clients.transcript_from_history(session.history.items)
-        await clients.enqueue_after_call(conversation_id, transcript, agent.booked)
+        job_faults = {"workflow_crash": crash}
+        for _ in range(2 if twice else 1):
+            await clients.enqueue_after_call(
+                conversation_id, transcript, agent.booked, faults=job_faults
+            )
+        if twice:
+            logger.info("fault: the after-call job was queued twice")
 
     ctx.add_shutdown_callback(_after_call)
 
@@ -219,6 +279,39 @@ async def entrypoint(ctx: JobContext) -> None:
             audio_input=room_io.AudioInputOptions(sample_rate=16000),
         ),
     )
+
+
+def after_call_faults(plan: FaultPlan) -> tuple[bool, bool, bool]:
+    """This call's after-call faults, drawn once per call when it starts (whatever happens
+    in it): the job is never queued, it is queued twice, it crashes the workflow."""
+    return (
+        plan.hit("workflow_skip_share"),
+        plan.hit("workflow_duplicate_share"),
+        plan.hit("workflow_crash"),
+    )
+
+
+def endpointing_settings(eager_ms: int, slow_ms: int) -> tuple[float, float]:
+    """``(VAD silence, endpointing delay)`` in seconds under the endpointing faults: eager
+    takes ``eager_ms`` off the delay (500 ms), then off the VAD's silence (550 ms) down to
+    50 ms; slow adds ``slow_ms`` to the delay."""
+    eager = eager_ms / 1000.0
+    delay = max(0.0, ENDPOINTING_DELAY_S - eager) + slow_ms / 1000.0
+    silence = max(MIN_VAD_SILENCE_S, VAD_SILENCE_S - max(0.0, eager - ENDPOINTING_DELAY_S))
+    return silence, delay
+
+
+def _turn_taking(vad: silero.VAD, plan: FaultPlan) -> tuple[silero.VAD, dict[str, float]]:
+    """The VAD and endpointing options of this call, as the endpointing faults make them
+    (drawn once per call on ``endpointing_share``; see :func:`endpointing_settings`)."""
+    f = plan.faults
+    if not (f.endpointing_eager_ms or f.endpointing_slow_ms) or not plan.hit("endpointing_share"):
+        return vad, {}
+    silence, delay = endpointing_settings(f.endpointing_eager_ms, f.endpointing_slow_ms)
+    logger.info("fault: endpointing after %.0f ms of silence + %.0f ms", silence * 1e3, delay * 1e3)
+    if silence != VAD_SILENCE_S:
+        vad = silero.VAD.load(min_silence_duration=silence)
+    return vad, {"min_delay": delay, "max_delay": max(3.0, delay + 0.5)}
 
 
 def _json_object(text: str | None) -> dict[str, Any]:

@@ -27,17 +27,31 @@ Each call books into its own calendar (the conversation id), so the same scenari
 many times, or concurrently, against one deployment and get the same answers, confirmation
 number 1001 first. ``CLINIC_CALENDAR=shared`` gives the whole deployment one calendar.
 
-Fault knobs (environment, or per request in the body's ``"faults"`` object):
+Fault knobs (:mod:`examples.clinic.faults`; from the environment, overridden per request
+by the ``X-Clinic-Faults`` header, a JSON object, or by the body's ``"faults"`` object):
 
-- ``CLINIC_SKIP_APPROVAL=1`` (``skip_approval``): write without checking; the action is
-  recorded with approval ``skipped``.
+- ``CLINIC_SKIP_APPROVAL`` (``skip_approval``, a share; 1: every booking): write without
+  checking; the action is recorded with approval ``skipped``.
 - ``CLINIC_TOOL_FAILURE_RATE=0.3`` (``tool_failure_rate``): that share of requests (both
   routes, in arrival order) fail with 503 and an error span; the draws come from
   ``random.Random(CLINIC_SEED)``, so a run is repeatable.
+- ``CLINIC_TOOL_LATENCY_MS`` / ``CLINIC_TOOL_LATENCY_SHARE``: that share of requests wait
+  that long before they are handled.
+- ``CLINIC_TOOL_TIMEOUT_SHARE``: that share of requests wait past the agent's 5 s timeout
+  (:data:`TIMEOUT_HOLD_S`); the agent gives up on them, and the web server drops a request
+  whose client has gone (nothing is written).
+- ``CLINIC_DUPLICATE_ACTION_SHARE``: that share of written bookings are written a second
+  time, as a retried, non-idempotent write would: a second ``create_booking`` action with
+  the same ``action.key``, which the database refuses (the slot is taken).
+
+Each knob other than the failure rate draws from its own stream,
+``random.Random(f"{seed}:{knob}")``, so switching one on leaves the others' draws as they
+were. A request a fault touched carries ``clinic.fault`` on its server span.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -58,7 +72,7 @@ from harness.trace import conventions as c
 
 from . import deploy, store
 from .domain import DAYS, OPENINGS, SERVICES
-from .faults import FaultConfigError
+from .faults import BACKEND_KNOBS, FaultConfigError, Faults
 
 __all__ = [
     "ApprovalPolicy",
@@ -84,6 +98,9 @@ ATTR_CONFIRMATION_ID = "clinic.booking.confirmation_id"
 ATTR_APPROVAL_RULE = "clinic.approval.rule"
 ATTR_APPROVAL_REASON = "clinic.approval.reason"
 ATTR_FAULT = "clinic.fault"
+FAULTS_HEADER = "X-Clinic-Faults"
+TIMEOUT_HOLD_S = 6.0
+"""How long a request hit by the timeout fault is held: past the agent's 5 s timeout."""
 
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '\-.]{1,2}[^\W\d_]+)*\.?$")
@@ -251,18 +268,24 @@ class ApprovalPolicy:
 
 @dataclass(frozen=True)
 class BackendConfig:
+    """The service's settings; the fault knobs are those of :data:`faults.BACKEND_KNOBS`."""
+
     db_path: Path
-    skip_approval: bool = False
+    skip_approval: float = 0.0
     tool_failure_rate: float = 0.0
     seed: int = 0
     now: WeekTime | None = None
     calendar: str = "per_call"
+    tool_latency_ms: int = 0
+    tool_latency_share: float = 1.0
+    tool_timeout_share: float = 0.0
+    duplicate_action_share: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.tool_failure_rate <= 1.0:
-            raise FaultConfigError(
-                f"tool_failure_rate must be between 0 and 1, got {self.tool_failure_rate!r}"
-            )
+        # the same checks as everywhere else (True is a share of 1.0)
+        faults = Faults(**{k: getattr(self, k) for k in BACKEND_KNOBS})
+        for k in BACKEND_KNOBS:
+            object.__setattr__(self, k, getattr(faults, k))
         if self.calendar not in CALENDAR_MODES:
             raise FaultConfigError(
                 f"{deploy.ENV_CALENDAR} must be one of {', '.join(CALENDAR_MODES)}, "
@@ -273,59 +296,70 @@ class BackendConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BackendConfig:
         env = os.environ if environ is None else environ
         now = env.get(deploy.ENV_NOW, "").strip()
+        faults = Faults.from_env(env)
         return cls(
             db_path=deploy.db_path(env, SERVICE_NAME),
-            skip_approval=deploy.env_flag(env, deploy.ENV_SKIP_APPROVAL),
-            tool_failure_rate=deploy.env_share(env, deploy.ENV_TOOL_FAILURE_RATE),
-            seed=deploy.env_int(env, deploy.ENV_SEED, 0),
             now=WeekTime.parse(now) if now else None,
             calendar=env.get(deploy.ENV_CALENDAR, "").strip() or "per_call",
+            **{k: getattr(faults, k) for k in BACKEND_KNOBS},
         )
 
     @property
     def policy(self) -> ApprovalPolicy:
         return ApprovalPolicy(now=self.now)
 
+    @property
+    def faults(self) -> Faults:
+        return Faults(**{k: getattr(self, k) for k in BACKEND_KNOBS})
 
-def _request_faults(body: Any, config: BackendConfig) -> tuple[bool, float]:
-    """Per-request overrides from the body's ``"faults"`` object (ValueError when bad)."""
-    skip, rate = config.skip_approval, config.tool_failure_rate
-    faults = body.get("faults") if isinstance(body, Mapping) else None
-    if faults is None:
-        return skip, rate
-    if not isinstance(faults, Mapping):
-        raise ValueError("faults must be a JSON object")
-    for key, value in faults.items():
-        if key == "skip_approval":
-            if not isinstance(value, bool):
-                raise ValueError("faults.skip_approval must be true or false")
-            skip = value
-        elif key == "tool_failure_rate":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError("faults.tool_failure_rate must be a number between 0 and 1")
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError("faults.tool_failure_rate must be a number between 0 and 1")
-            rate = float(value)
-        else:
-            raise ValueError(
-                f"faults.{key}: unknown knob; known knobs are skip_approval, tool_failure_rate"
-            )
-    return skip, rate
+
+def _request_faults(request: web.Request, body: Any, config: BackendConfig) -> Faults:
+    """The service's knobs overridden by the ``X-Clinic-Faults`` header, then by the body's
+    ``"faults"`` object (ValueError naming the bad one)."""
+    faults = config.faults
+    try:
+        header = request.headers.get(FAULTS_HEADER)
+        if header:
+            try:
+                given = json.loads(header)
+            except ValueError:
+                raise ValueError(f"the {FAULTS_HEADER} header is not a JSON object") from None
+            if not isinstance(given, Mapping):
+                raise ValueError(f"the {FAULTS_HEADER} header is not a JSON object")
+            faults = faults.overridden(given, where=FAULTS_HEADER, allowed=BACKEND_KNOBS)
+        given = body.get("faults") if isinstance(body, Mapping) else None
+        if given is not None:
+            if not isinstance(given, Mapping):
+                raise ValueError("faults must be a JSON object")
+            faults = faults.overridden(given, where="faults", allowed=BACKEND_KNOBS)
+    except FaultConfigError as e:
+        raise ValueError(str(e)) from None
+    return faults
 
 
 # --- the service --------------------------------------------------------------------------
 
 
 class _Failures:
-    """One draw per request, in arrival order, from ``random.Random(seed)``."""
+    """The failure draw: one per request, in arrival order, from ``random.Random(seed)``;
+    every other knob: a draw per request it could touch, from ``Random(f"{seed}:{knob}")``."""
 
     def __init__(self, seed: int) -> None:
+        self._seed = seed
         self._rng = random.Random(seed)
+        self._streams: dict[str, random.Random] = {}
         self._lock = threading.Lock()
 
     def draw(self) -> float:
         with self._lock:
             return self._rng.random()
+
+    def hit(self, knob: str, share: float) -> bool:
+        if share <= 0.0:
+            return False
+        with self._lock:
+            rng = self._streams.setdefault(knob, random.Random(f"{self._seed}:{knob}"))
+            return rng.random() < share
 
 
 class _Reply(Exception):
@@ -395,10 +429,23 @@ def _traced(route: str, handler: Handler) -> Callable[[web.Request], Awaitable[w
     return wrapped
 
 
-def _maybe_fail(request: web.Request, span: Any, rate: float) -> None:
-    draw = request.app[_KEY_FAILURES].draw()
-    if draw < rate:
-        span.set_attribute(ATTR_FAULT, "tool_failure")
+async def _maybe_fail(request: web.Request, span: Any, faults: Faults) -> None:
+    """The request-level faults, in order: latency, timeout, failure."""
+    draws = request.app[_KEY_FAILURES]
+    touched: list[str] = []
+
+    def mark(fault: str) -> None:  # before any wait: a client that gives up cancels it
+        touched.append(fault)
+        span.set_attribute(ATTR_FAULT, ",".join(touched))
+
+    if faults.tool_latency_ms and draws.hit("tool_latency_share", faults.tool_latency_share):
+        mark("tool_latency")
+        await asyncio.sleep(faults.tool_latency_ms / 1000.0)
+    if draws.hit("tool_timeout_share", faults.tool_timeout_share):
+        mark("tool_timeout")
+        await asyncio.sleep(TIMEOUT_HOLD_S)
+    if draws.draw() < faults.tool_failure_rate:
+        mark("tool_failure")
         raise _error(503, "the booking system is temporarily unavailable")
 
 
@@ -424,10 +471,13 @@ async def _post_booking(request: web.Request, span: Any) -> tuple[int, dict[str,
     config = request.app[_KEY_CONFIG]
     body = await _read_json(request)
     try:
-        skip, rate = _request_faults(body, config)
+        faults = _request_faults(request, body, config)
     except ValueError as e:
         raise _error(400, str(e)) from None
-    _maybe_fail(request, span, rate)
+    await _maybe_fail(request, span, faults)
+    draws = request.app[_KEY_FAILURES]
+    skip = draws.hit("skip_approval", faults.skip_approval)
+    twice = draws.hit("duplicate_action_share", faults.duplicate_action_share)
     try:
         req = BookingRequest.from_json(body)
     except ValueError as e:
@@ -447,7 +497,8 @@ async def _post_booking(request: web.Request, span: Any) -> tuple[int, dict[str,
                 check.set_attribute(ATTR_APPROVAL_REASON, decision.reason)
             approval = decision.outcome
         refusal: _Reply | None = None
-        with instrument.action("create_booking", mutating=True, approval=approval) as act:
+        key = f"{calendar}:{req.day}:{req.time}:{req.service}"
+        with instrument.action("create_booking", mutating=True, approval=approval, key=key) as act:
             if decision is not None and not decision.approved:
                 # the gate did its job: recorded as denied (not an error), nothing written
                 act.set_attribute(ATTR_APPROVAL_REASON, decision.reason)
@@ -470,6 +521,8 @@ async def _post_booking(request: web.Request, span: Any) -> tuple[int, dict[str,
                     refusal = _error(409, str(e), rule="free")
                 else:
                     act.set_attribute(ATTR_CONFIRMATION_ID, booking["confirmation_id"])
+        if twice and refusal is None:
+            _write_again(db, config, req, calendar, cid, approval, key, span)
     if refusal is not None:
         log.info("refused %s %s: %s", req.day, req.time, refusal)
         raise refusal
@@ -479,9 +532,42 @@ async def _post_booking(request: web.Request, span: Any) -> tuple[int, dict[str,
     return 201, booking
 
 
+def _write_again(
+    db: Any,
+    config: BackendConfig,
+    req: BookingRequest,
+    calendar: str,
+    cid: str | None,
+    approval: str,
+    key: str,
+    span: Any,
+) -> None:
+    """The duplicate-action fault: the same write again, as a retry would send it."""
+    span.set_attribute(ATTR_FAULT, "duplicate_action")
+    with instrument.action("create_booking", mutating=True, approval=approval, key=key) as act:
+        try:
+            store.insert_booking(
+                db,
+                calendar=calendar,
+                name=req.name,
+                day=req.day,
+                time_=req.time,
+                service=req.service,
+                approval=approval,
+                conversation_id=cid,
+            )
+        except store.SlotTaken as e:
+            act.span.set_status(Status(StatusCode.ERROR, f"written twice: {e}"))
+    log.info("fault: wrote %s %s a second time", req.day, req.time)
+
+
 async def _get_availability(request: web.Request, span: Any) -> tuple[int, dict[str, Any]]:
     config = request.app[_KEY_CONFIG]
-    _maybe_fail(request, span, config.tool_failure_rate)
+    try:
+        faults = _request_faults(request, None, config)
+    except ValueError as e:
+        raise _error(400, str(e)) from None
+    await _maybe_fail(request, span, faults)
     day = request.query.get("day", "").strip().lower()
     if not day:
         raise _error(400, "missing query parameter day, e.g. /bookings?day=tuesday")
@@ -497,26 +583,17 @@ async def _get_availability(request: web.Request, span: Any) -> tuple[int, dict[
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        config = BackendConfig.from_env()
-        port = deploy.env_int(os.environ, deploy.ENV_BACKEND_PORT, 0, minimum=0)
-    except FaultConfigError as e:
-        raise SystemExit(f"{SERVICE_NAME}: {e}") from None
-    instrument.init_tracing(SERVICE_NAME, layer=c.LAYER_BACKGROUND, livekit=False)
-    log.info(
-        "database %s; skip_approval=%s tool_failure_rate=%s seed=%s now=%s calendar=%s",
-        config.db_path,
-        config.skip_approval,
-        config.tool_failure_rate,
-        config.seed,
-        config.now,
-        config.calendar,
+    deploy.service_main(
+        service=SERVICE_NAME,
+        layer=c.LAYER_BACKGROUND,
+        port_env=deploy.ENV_BACKEND_PORT,
+        load_config=BackendConfig.from_env,
+        create_app=create_app,
+        describe=lambda cfg: (
+            f"database {cfg.db_path}; now={cfg.now} calendar={cfg.calendar}; faults "
+            + " ".join(f"{k}={getattr(cfg, k)}" for k in BACKEND_KNOBS)
+        ),
     )
-    try:
-        deploy.run_service(create_app(config), service=SERVICE_NAME, port=port)
-    finally:
-        instrument.shutdown_tracing(timeout_s=3.0)
 
 
 if __name__ == "__main__":

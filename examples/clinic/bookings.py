@@ -64,25 +64,28 @@ class BookingStore:
 _store = BookingStore()
 
 
-async def availability(day: str) -> dict[str, Any]:
-    """Free slots on a weekday, from the background service when the deployment runs one."""
+async def availability(day: str, *, faults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Free slots on a weekday, from the background service when the deployment runs one
+    (``faults``: the background agent's fault knobs for this request)."""
     if clients.backend_url():
         try:
-            return await clients.availability_remote(day)
+            return await clients.availability_remote(day, faults=faults)
         except clients.BackendError as e:
             raise BookingError(str(e)) from None
     return check_availability(day)
 
 
-async def request_booking(*, name: str, day: str, time: str, service: str) -> dict[str, Any]:
+async def request_booking(
+    *, name: str, day: str, time: str, service: str, faults: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Ask for a booking; returns it with its ``confirmation_id`` or raises BookingError.
 
     With a background service (``CLINIC_BACKEND_URL``), the request goes there, with the
-    call's trace context, and the service approves and writes it; otherwise it is kept in
-    memory, in this process."""
+    call's trace context and ``faults`` (the background agent's fault knobs), and the
+    service approves and writes it; otherwise it is kept in memory, in this process."""
     if clients.backend_url():
         try:
-            return await clients.request_booking_remote(name, day, time, service)
+            return await clients.request_booking_remote(name, day, time, service, faults=faults)
         except clients.BackendError as e:
             raise BookingError(str(e)) from None
     return _store.book(name=name, day=day, time=time, service=service)

@@ -6,9 +6,11 @@ are children of the agent's ``function_tool`` span and the after-call workflow l
 the call.
 
 - :func:`request_booking_remote` and :func:`availability_remote` ask the background agent
-  at ``CLINIC_BACKEND_URL`` (5 s timeout). A refusal (409, or 400 for a malformed request)
-  raises :class:`BackendRefused`, whose message is safe to tell the caller; a failure of the
-  service (5xx, timeout, no answer) raises :class:`BackendUnavailable`.
+  at ``CLINIC_BACKEND_URL`` (5 s timeout), with the call's fault knobs for the background
+  agent in the :data:`FAULTS_HEADER` header (a JSON object). A refusal (409, or 400 for a
+  malformed request) raises :class:`BackendRefused`, whose message is safe to tell the
+  caller; a failure of the service (5xx, timeout, no answer) raises
+  :class:`BackendUnavailable`.
 - :func:`enqueue_after_call` queues the after-call job at ``CLINIC_WORKFLOW_URL`` (3 s
   timeout). It never raises: a failure is logged and the call ends as it would anyway.
 - :func:`transcript_from_history` turns a livekit-agents chat history into the job's
@@ -43,6 +45,8 @@ __all__ = [
 log = logging.getLogger("clinic.clients")
 
 BACKEND_TIMEOUT_S = 5.0
+FAULTS_HEADER = "X-Clinic-Faults"
+"""The request header that carries the background agent's fault knobs for one request."""
 WORKFLOW_TIMEOUT_S = 3.0
 TRANSCRIPT_ROLES = ("user", "assistant")
 
@@ -93,14 +97,19 @@ async def request_booking_remote(
     ``{"skip_approval": true}``, ``{"tool_failure_rate": 0.5}``.
     """
     body: dict[str, Any] = {"name": name, "day": day, "time": time, "service": service}
-    if faults:
-        body["faults"] = dict(faults)
-    return await _backend("POST", "/bookings", json_body=body, timeout_s=timeout_s)
+    return await _backend("POST", "/bookings", json_body=body, timeout_s=timeout_s, faults=faults)
 
 
-async def availability_remote(day: str, *, timeout_s: float = BACKEND_TIMEOUT_S) -> dict[str, Any]:
+async def availability_remote(
+    day: str,
+    *,
+    faults: Mapping[str, Any] | None = None,
+    timeout_s: float = BACKEND_TIMEOUT_S,
+) -> dict[str, Any]:
     """Free times on a weekday: ``{"day": "tuesday", "open": true, "times": [...]}``."""
-    return await _backend("GET", "/bookings", params={"day": day}, timeout_s=timeout_s)
+    return await _backend(
+        "GET", "/bookings", params={"day": day}, timeout_s=timeout_s, faults=faults
+    )
 
 
 async def _backend(
@@ -110,11 +119,14 @@ async def _backend(
     json_body: Any = None,
     params: Mapping[str, str] | None = None,
     timeout_s: float,
+    faults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     base = backend_url()
     if base is None:
         raise BackendUnavailable(f"the booking system is not configured ({ENV_BACKEND_URL})")
     headers = dict(instrument.inject({}))
+    if faults:
+        headers[FAULTS_HEADER] = json.dumps(dict(faults))
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:

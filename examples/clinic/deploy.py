@@ -36,17 +36,17 @@ environment                    meaning
 ``CLINIC_WORKFLOW_PORT``       the after-call workflow's port (0: a free one)
 ``CLINIC_BACKEND_URL``         where the agent sends bookings (set by ``start``)
 ``CLINIC_WORKFLOW_URL``        where the agent queues after-call jobs (set by ``start``)
-``CLINIC_SKIP_APPROVAL``       1: the backend writes without the approval check
-``CLINIC_TOOL_FAILURE_RATE``   share (0..1) of backend requests that fail with 503
-``CLINIC_SEED``                seed of the backend's failure draws
 ``CLINIC_NOW``                 "now" in the clinic's week, e.g. ``wednesday 12:00``
 ``CLINIC_CALENDAR``            ``per_call`` (default) or ``shared``
-``CLINIC_WORKFLOW_CRASH``      1: the workflow process dies in the middle of each job
 ``CLINIC_AGENT_CMD``           the agent command (``{python}``: this interpreter)
 ``CLINIC_DEPLOY_DIR``          where ``start`` keeps the database and the logs
 ``CLINIC_READY_TIMEOUT_S``     how long a service may take to answer (default 20)
 ``CLINIC_STOP_TIMEOUT_S``      how long each stop may take before a kill (default 10)
 =============================  ====================================================
+
+The fault knobs (``CLINIC_SKIP_APPROVAL``, ``CLINIC_TOOL_FAILURE_RATE``,
+``CLINIC_WORKFLOW_CRASH``, ... and ``CLINIC_SEED``) are listed in
+:mod:`examples.clinic.faults`; every service reads them from the same environment.
 """
 
 from __future__ import annotations
@@ -66,14 +66,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .faults import FaultConfigError
 
 log = logging.getLogger("clinic.deploy")
+C = TypeVar("C")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,9 +83,6 @@ ENV_BACKEND_PORT = "CLINIC_BACKEND_PORT"
 ENV_WORKFLOW_PORT = "CLINIC_WORKFLOW_PORT"
 ENV_BACKEND_URL = "CLINIC_BACKEND_URL"
 ENV_WORKFLOW_URL = "CLINIC_WORKFLOW_URL"
-ENV_SKIP_APPROVAL = "CLINIC_SKIP_APPROVAL"
-ENV_TOOL_FAILURE_RATE = "CLINIC_TOOL_FAILURE_RATE"
-ENV_SEED = "CLINIC_SEED"
 ENV_NOW = "CLINIC_NOW"
 ENV_CALENDAR = "CLINIC_CALENDAR"
 ENV_WORKFLOW_CRASH = "CLINIC_WORKFLOW_CRASH"
@@ -109,28 +107,6 @@ _SI_KERNEL = 0x80  # si_code of a signal the terminal sent to its foreground gro
 
 
 # --- the environment ----------------------------------------------------------------------
-
-
-def env_flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise FaultConfigError(f"{name} must be 1 or 0, got {env[name]!r}")
-
-
-def env_share(env: Mapping[str, str], name: str) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise FaultConfigError(f"{name} must be a number between 0 and 1, got {env[name]!r}")
-    return value
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
@@ -234,6 +210,34 @@ async def _watch_supervisor(pid: int, stop: asyncio.Event, service: str) -> None
 
 def run_service(app: Any, *, service: str, port: int) -> None:
     asyncio.run(serve(app, service=service, port=port))
+
+
+def service_main(
+    *,
+    service: str,
+    layer: str,
+    port_env: str,
+    load_config: Callable[[], C],
+    create_app: Callable[[C], Any],
+    describe: Callable[[C], str],
+) -> None:
+    """What ``python -m`` of each of the clinic's services does: logging, its configuration
+    from the environment (a bad knob exits with a message naming it), tracing as ``layer``,
+    then :func:`serve` on ``port_env``'s port until stopped, and a flush of the spans."""
+    import harness_instrument as instrument
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load_config()
+        port = env_int(os.environ, port_env, 0, minimum=0)
+    except FaultConfigError as e:
+        raise SystemExit(f"{service}: {e}") from None
+    instrument.init_tracing(service, layer=layer, livekit=False)
+    log.info("%s: %s", service, describe(config))
+    try:
+        run_service(create_app(config), service=service, port=port)
+    finally:
+        instrument.shutdown_tracing(timeout_s=3.0)
 
 
 # --- the supervisor -----------------------------------------------------------------------

@@ -325,6 +325,17 @@ def _booking_step(state: State, u: Utterance | None) -> Decision:
     )
 
 
+def confirmation_text(name: str, service: str, day: str, time: str, confirmation_id: str) -> str:
+    """How the agent confirms a booking: day, time and the confirmation number digit by
+    digit."""
+    number = " ".join(confirmation_id)
+    return (
+        f"You're all set, {name}. Your {service} is booked for {day.capitalize()} at "
+        f"{spoken_time(time)}. Your confirmation number is {number}. "
+        "Is there anything else I can help you with?"
+    )
+
+
 def _reprompt(state: State) -> Reply:
     """Ask again for whatever the agent was waiting for."""
     if state.booking:
@@ -428,11 +439,14 @@ def _after_tool(state: State, name: str, arguments: dict[str, Any], output: str,
             state.booking_failed = True
             return _booking_step(state, None)
         state.confirmation = result
-        number = " ".join(str(result["confirmation_id"]))
         return Reply(
-            f"You're all set, {result.get('name', state.name)}. Your {state.service} is booked "
-            f"for {str(state.day).capitalize()} at {spoken_time(str(state.time))}. "
-            f"Your confirmation number is {number}. Is there anything else I can help you with?",
+            confirmation_text(
+                str(result.get("name", state.name)),
+                str(state.service),
+                str(state.day),
+                str(state.time),
+                str(result["confirmation_id"]),
+            ),
             ASK_ANYTHING_ELSE,
         )
     if name == "end_call":

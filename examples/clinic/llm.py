@@ -3,7 +3,9 @@
 Each request runs :func:`examples.clinic.dialog.decide` over the chat context and streams
 the result back as ``ChatChunk``s: text for a reply, or a ``FunctionToolCall`` that the
 framework executes against the agent's ``@function_tool`` methods before asking again with
-the tool's output in the context. The fault knobs can delay the first chunk.
+the tool's output in the context. The fault knobs (:mod:`examples.clinic.faults`) can
+delay the first chunk, repeat the previous reply, answer with an unhelpful fallback, book
+the wrong day, or confirm a booking that was never requested.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from livekit.agents.types import (
 from livekit.agents.utils import shortuuid
 
 from . import dialog
-from .faults import Faults
+from .domain import DAYS, OPENINGS
+from .faults import FaultPlan, Faults
 
 logger = logging.getLogger("clinic.llm")
 
 _WORDS = re.compile(r"\S+\s*")
+FALLBACK = "Sorry, I can't help with that right now."
+"""The unhelpful reply of the ``fallback_share`` fault."""
+PHANTOM_CONFIRMATION_ID = "1001"
 
 
 class RuleBasedLLM(llm.LLM):
@@ -38,6 +44,7 @@ class RuleBasedLLM(llm.LLM):
         super().__init__()
         self._faults = faults or Faults()
         self._delays = self._faults.llm_delays(call_key)
+        self.fault_plan: FaultPlan = self._faults.plan(call_key)
 
     @property
     def faults(self) -> Faults:
@@ -63,7 +70,14 @@ class RuleBasedLLM(llm.LLM):
     ) -> RuleBasedStream:
         # The latency fault delays each reply to the caller once: the request that answers
         # the caller's words, not the greeting, a silence prompt or a follow-up after a tool.
-        delay = self._delays.next_delay() if answers_the_caller(chat_ctx) else 0.0
+        to_caller = answers_the_caller(chat_ctx)
+        delay = self._delays.next_delay() if to_caller else 0.0
+        replace_with = None
+        if to_caller:
+            if self.fault_plan.hit("fallback_share"):
+                replace_with = FALLBACK
+            elif self.fault_plan.hit("loop_share"):
+                replace_with = previous_reply(chat_ctx)
         return RuleBasedStream(
             self,
             chat_ctx=chat_ctx,
@@ -71,6 +85,7 @@ class RuleBasedLLM(llm.LLM):
             conn_options=conn_options,
             delay=delay,
             tool_choice=tool_choice,
+            replace_with=replace_with,
         )
 
 
@@ -83,6 +98,47 @@ def answers_the_caller(chat_ctx: llm.ChatContext) -> bool:
     return False
 
 
+def previous_reply(chat_ctx: llm.ChatContext) -> str | None:
+    """The text of the agent's latest reply, None before it has said anything."""
+    for item in reversed(chat_ctx.items):
+        if item.type == "message" and item.role == "assistant" and (item.text_content or ""):
+            return item.text_content
+    return None
+
+
+def wrong_day(day: str, time: str) -> str:
+    """The next weekday after ``day`` whose openings include ``time`` (else the next day):
+    the plausible wrong value of the ``wrong_args_share`` fault."""
+    start = DAYS.index(day) if day in DAYS else 0
+    following = [DAYS[(start + k) % len(DAYS)] for k in range(1, len(DAYS))]
+    return next((d for d in following if time in OPENINGS[d]), following[0])
+
+
+def with_faults(decision: dialog.Decision, plan: FaultPlan) -> dialog.Decision:
+    """A ``request_booking`` decision as the faults change it: confirmed without the call
+    (``phantom_booking_share``), or sent with a wrong day (``wrong_args_share``)."""
+    if not isinstance(decision, dialog.ToolCall) or decision.name != "request_booking":
+        return decision
+    args = decision.arguments
+    if plan.hit("phantom_booking_share"):
+        logger.info("fault: confirming a booking that was never requested")
+        return dialog.Reply(
+            dialog.confirmation_text(
+                str(args.get("name", "")),
+                str(args.get("service", "")),
+                str(args.get("day", "")),
+                str(args.get("time", "")),
+                PHANTOM_CONFIRMATION_ID,
+            ),
+            dialog.ASK_ANYTHING_ELSE,
+        )
+    if plan.hit("wrong_args_share"):
+        day = wrong_day(str(args.get("day", "")), str(args.get("time", "")))
+        logger.info("fault: booking %s instead of %s", day, args.get("day"))
+        return dialog.ToolCall(decision.name, {**args, "day": day})
+    return decision
+
+
 class RuleBasedStream(llm.LLMStream):
     def __init__(
         self,
@@ -93,17 +149,24 @@ class RuleBasedStream(llm.LLMStream):
         conn_options: APIConnectOptions,
         delay: float,
         tool_choice: NotGivenOr[llm.ToolChoice],
+        replace_with: str | None = None,
     ) -> None:
         super().__init__(llm_, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)
         self._bugs = frozenset([llm_.faults.bug] if llm_.faults.bug else [])
         self._delay = delay
         self._tool_choice = tool_choice
+        self._replace_with = replace_with
+        self._plan = llm_.fault_plan
 
     async def _run(self) -> None:
         if self._delay > 0:
             logger.info("fault: delaying the LLM's first token by %.0f ms", self._delay * 1000)
             await asyncio.sleep(self._delay)
         decision = dialog.decide(self._chat_ctx, self._bugs)
+        if self._replace_with is not None:
+            logger.info("fault: answering %r instead of %r", self._replace_with, decision)
+            decision = dialog.Reply(self._replace_with)
+        decision = with_faults(decision, self._plan)
         request_id = shortuuid("rules_")
         if isinstance(decision, dialog.ToolCall) and not self._tool_available(decision.name):
             logger.warning("tool %s is not available for this reply", decision.name)

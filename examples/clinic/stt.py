@@ -29,6 +29,8 @@ from livekit.agents.types import (
 
 from harness.audio.clip import Clip
 
+from .faults import FaultPlan, Faults
+
 logger = logging.getLogger("clinic.stt")
 
 LM_DIR = Path(__file__).resolve().parent / "lm"
@@ -40,6 +42,57 @@ NOISE_FLOOR = 0.003
 _FILLERS = ("<", "[", "++")
 SUBFRAME_SHIFTS = (0, 53, 107)  # samples at 16 kHz; a frame is 160
 _CHUNK_BYTES = SAMPLE_RATE // 10 * 2  # 100 ms of 16-bit audio
+
+
+CONFUSABLES: dict[str, str] = {
+    "tuesday": "thursday",
+    "thursday": "tuesday",
+    "monday": "sunday",
+    "sunday": "monday",
+    "friday": "monday",
+    "wednesday": "tuesday",
+    "saturday": "sunday",
+    "nine": "five",
+    "five": "nine",
+    "eleven": "seven",
+    "seven": "eleven",
+    "ten": "two",
+    "two": "ten",
+    "three": "tree",
+    "cleaning": "filling",
+    "filling": "cleaning",
+    "checkup": "cleaning",
+    "book": "look",
+    "john": "jan",
+    "miller": "mueller",
+    "hours": "ours",
+    "please": "these",
+    "appointment": "appointments",
+}
+"""What a word is misheard as when the substitution fault hits it; a word not listed
+becomes :data:`FILLER_SUBSTITUTE`."""
+FILLER_SUBSTITUTE = "the"
+
+
+def distort_transcript(text: str, plan: FaultPlan) -> str:
+    """The recogniser's faults on one transcript (see :mod:`examples.clinic.faults`): each
+    occurrence of the ``stt_confuse`` word is written as its confusable on
+    ``stt_confuse_share`` of them; then each word is dropped on ``stt_drop_share`` of the
+    words, else replaced by its :data:`CONFUSABLES` entry on ``stt_substitute_share``."""
+    f = plan.faults
+    if not text or not (f.stt_confuse or f.stt_drop_share or f.stt_substitute_share):
+        return text
+    heard, _, written = (f.stt_confuse or "").partition(":")
+    out = []
+    for word in text.split():
+        if heard and word == heard and plan.hit("stt_confuse_share"):
+            word = written
+        if plan.hit("stt_drop_share"):
+            continue
+        if plan.hit("stt_substitute_share"):
+            word = CONFUSABLES.get(word, FILLER_SUBSTITUTE if word != FILLER_SUBSTITUTE else "a")
+        out.append(word)
+    return " ".join(out)
 
 
 def load_decoder():
@@ -108,8 +161,16 @@ class PocketsphinxSTT(stt.STT):
     """``dump_dir`` (default: ``$CLINIC_STT_DUMP_DIR``) keeps every decoded utterance as a
     WAV file named by its transcript, to debug what the recogniser actually heard."""
 
-    def __init__(self, *, decoder=None, dump_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        decoder=None,
+        dump_dir: str | Path | None = None,
+        faults: Faults | None = None,
+        call_key: str = "",
+    ) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+        self._faults = (faults or Faults()).plan(call_key)
         self._decoder = decoder if decoder is not None else load_decoder()
         self._lock = threading.Lock()
         dump_dir = dump_dir or os.environ.get("CLINIC_STT_DUMP_DIR")
@@ -138,6 +199,10 @@ class PocketsphinxSTT(stt.STT):
         clip = clip_from_frames(buffer)
         text, confidence = await asyncio.to_thread(self._decode, clip)
         logger.info("recognised %.2f s of caller audio", clip.duration)
+        distorted = distort_transcript(text, self._faults)
+        if distorted != text:
+            logger.info("fault: the recogniser wrote %r for %r", distorted, text)
+            text = distorted
         if self._dump_dir is not None:
             self._dumped += 1
             slug = "-".join(text.split()[:8]).replace("'", "") or "nothing"

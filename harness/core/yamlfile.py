@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from harness.core.errors import ScenarioError
 
@@ -133,3 +134,40 @@ def load_with_lines(
         if loader is not None:
             loader.dispose()
     return data, dict(index_lines(node))
+
+
+def clean_loc(loc: Iterable[str | int]) -> tuple:
+    """A pydantic error location without its validator markers (``function-after[...]``)."""
+    return tuple(p for p in loc if isinstance(p, int) or "[" not in str(p))
+
+
+def line_of(loc: tuple, lines: Mapping[tuple, int]) -> int | None:
+    """The line of ``loc`` in the file, else of its nearest ancestor that has one."""
+    return next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+
+
+def validation_problem(
+    exc: ValidationError, loc_of: Callable[[dict[str, Any]], tuple] | None = None
+) -> tuple[str, tuple]:
+    """The first problem of a pydantic validation as (message, location), in words a person
+    reads next to ``file:line: field``: "field required", "unknown key (check its
+    spelling)"; a validator's ``"sub.field: reason"`` moves ``sub.field`` into the location.
+    ``loc_of`` maps an error to its location in the file's terms (default: its cleaned
+    ``loc``). Several problems say ``(and N more)``."""
+    errors = exc.errors()
+    err = errors[0]
+    loc = loc_of(err) if loc_of is not None else clean_loc(err["loc"])
+    msg = err["msg"]
+    if err["type"] == "missing":
+        msg = "field required"
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown key (check its spelling)"
+    elif err["type"] == "literal_error":
+        msg = f"{err.get('input')!r}: {msg.lower()}"
+    elif msg.startswith("Value error, "):
+        msg = msg.removeprefix("Value error, ")
+        field, sep, rest = msg.partition(": ")
+        if sep and field.isidentifier():  # the validator names a sub-field
+            loc, msg = (*loc, field), rest
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return msg + more, loc

@@ -24,13 +24,22 @@ wer                turn_wer, wer (ratio)
 task_completion    task_completed (bool), turns_to_completion (count); needs ``expected=``
 tool_success       tool_success (bool), tool_success_rate (ratio)
 interruptions      interrupted (bool), interruption_rate (ratio)
-loops              repeated_utterances (count), loop_detected (bool)
+loops              repeated_utterances (count), loop_detected (bool), stuck_repeats (count),
+                   dialog_stuck (bool)
 clarifications     clarifying_questions (count)
 workflow           workflow_completed (bool), workflow_duration (ms)
 risk               mutating_actions, unapproved_mutations (count, per layer)
 cost               llm_input_tokens, llm_output_tokens, tts_characters (count), cost (currency)
 audio              dead_air_longest (ms), dead_air_count (count), clipping_ratio (ratio),
                    truncated_speech (bool), truncated_turns (count)
+speech             speech_cut (bool), speech_gap_longest (ms), speech_glitches (count),
+                   glitchy_speech (bool)
+turn_taking        talked_over (bool), talkover_ms (ms)
+tool_args          tool_args_grounded (bool)
+claims             unbacked_claims (count)
+fallbacks          fallback_reply (bool), fallback_rate (ratio)
+duplicates         duplicate_actions (count, per layer), workflow_runs, duplicate_workflow_steps
+                   (count)
 llm_judge          <name> (points or ratio); needs ``complete=`` and ``rubric=``
 =================  ===========================================================================
 """
@@ -58,10 +67,14 @@ from harness.evaluators.conversation import (
     ToolSuccess,
 )
 from harness.evaluators.cost import Cost, PriceTable
+from harness.evaluators.dialog import ClaimsBacked, FallbackReplies, ToolArgsGrounding
+from harness.evaluators.duplicates import Duplicates
 from harness.evaluators.judge import LLMJudge
 from harness.evaluators.latency import Latency
 from harness.evaluators.layers import Risk, Workflow
+from harness.evaluators.speech import SpeechIntegrity
 from harness.evaluators.task import ActionDone, EndState, TaskCompletion, ToolCalled
+from harness.evaluators.turntaking import TurnTaking
 from harness.evaluators.wer import WordErrorRate
 
 if TYPE_CHECKING:
@@ -72,11 +85,14 @@ __all__ = [
     "ActionDone",
     "AudioHealth",
     "BaseEvaluator",
+    "ClaimsBacked",
     "ClarifyingQuestions",
     "Cost",
+    "Duplicates",
     "EndState",
     "Evaluator",
     "EvaluatorError",
+    "FallbackReplies",
     "FunctionEvaluator",
     "Interruptions",
     "LLMJudge",
@@ -86,9 +102,12 @@ __all__ = [
     "PriceTable",
     "Risk",
     "Score",
+    "SpeechIntegrity",
     "TaskCompletion",
+    "ToolArgsGrounding",
     "ToolCalled",
     "ToolSuccess",
+    "TurnTaking",
     "WordErrorRate",
     "Workflow",
     "available",
@@ -119,6 +138,12 @@ BUILTINS: dict[str, Factory] = {
     "risk": Risk,
     "cost": Cost,
     "audio": AudioHealth,
+    "speech": SpeechIntegrity,
+    "turn_taking": TurnTaking,
+    "tool_args": ToolArgsGrounding,
+    "claims": ClaimsBacked,
+    "fallbacks": FallbackReplies,
+    "duplicates": Duplicates,
     "llm_judge": LLMJudge,
 }
 """Built-in evaluator factories by name."""

@@ -148,6 +148,12 @@ class LoopDetection(BaseEvaluator):
     - ``repeated_utterances`` (count, per call): utterances that repeat an earlier one.
     - ``loop_detected`` (bool, per call): ``repeated_utterances >= min_repeats`` (1);
       ``detail`` quotes the first repeated pair.
+    - ``stuck_repeats`` (count, per call): repeats the caller did not ask for: what the
+      agent heard in the repeat's turn (:attr:`Turn.agent_heard`, normalised) is less than
+      ``threshold`` similar to what it heard in the turn it repeats. The same question
+      asked twice gets the same answer twice, which is no loop; a dialog that answers
+      different things the same way is stuck.
+    - ``dialog_stuck`` (bool, per call): ``stuck_repeats >= 1``.
 
     An agent that never spoke gets no Score.
     """
@@ -156,6 +162,10 @@ class LoopDetection(BaseEvaluator):
     metrics = (
         MetricInfo("repeated_utterances", UNIT_COUNT, "agent utterances repeating an earlier one"),
         MetricInfo("loop_detected", UNIT_BOOL, "the agent repeated itself"),
+        MetricInfo(
+            "stuck_repeats", UNIT_COUNT, "agent repeats while the caller said something else"
+        ),
+        MetricInfo("dialog_stuck", UNIT_BOOL, "the agent repeated a reply to a different turn"),
     )
 
     def __init__(self, threshold: float = 0.95, min_words: int = 3, min_repeats: int = 1) -> None:
@@ -174,7 +184,9 @@ class LoopDetection(BaseEvaluator):
         texts = [
             (u, n) for u in utterances if len((n := normalize(u.text)).split()) >= self.min_words
         ]
+        heard = {t.index: normalize(t.agent_heard or "") for t in instance.turns}
         repeats = 0
+        stuck: list[str] = []
         first_pair: tuple[int, int, str, float] | None = None
         for j in range(len(texts)):
             uj, nj = texts[j]
@@ -188,6 +200,9 @@ class LoopDetection(BaseEvaluator):
                     repeats += 1
                     if first_pair is None:
                         first_pair = (ui.turn, uj.turn, nj, r)
+                    hi, hj = heard.get(ui.turn, ""), heard.get(uj.turn, "")
+                    if ui.turn != uj.turn and _ratio(hi, hj) < self.threshold:
+                        stuck.append(f"turn {uj.turn} (heard {hj!r}) repeats turn {ui.turn}")
                     break
         detail = ""
         if first_pair is not None:
@@ -207,6 +222,20 @@ class LoopDetection(BaseEvaluator):
                 UNIT_BOOL,
                 layer=c.LAYER_CONVERSATIONAL,
                 detail=detail,
+            ),
+            Score(
+                "stuck_repeats",
+                float(len(stuck)),
+                UNIT_COUNT,
+                layer=c.LAYER_CONVERSATIONAL,
+                detail="; ".join(stuck[:3]),
+            ),
+            Score(
+                "dialog_stuck",
+                1.0 if stuck else 0.0,
+                UNIT_BOOL,
+                layer=c.LAYER_CONVERSATIONAL,
+                detail="; ".join(stuck[:3]),
             ),
         ]
 

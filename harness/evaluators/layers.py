@@ -16,16 +16,21 @@ class Workflow(BaseEvaluator):
 
     The workflow is every span with ``agent.layer = workflow``.
 
-    - ``workflow_completed`` (bool, per call): 1 when there is at least one workflow root
-      (a workflow span whose parent is not in the instance) and no workflow span has error
+    - ``workflow_completed`` (bool, per call): 1 when the workflow's root has arrived (a
+      workflow span without a parent, with a remote parent, or with a parent of another
+      layer: :meth:`Instance.layer_finished`), no workflow span's own parent is missing (a
+      step whose root never came: the workflow died midway), and no workflow span has error
       status; else 0, with the failed spans (name and status message) in ``detail``.
     - ``workflow_duration`` (ms, per call, only when completed): from the earliest start to
       the latest end of all workflow spans.
 
-    Without any workflow span there is no Score, unless ``required=True`` (the deployment
-    has an after-call workflow, so its absence is a failure): then ``workflow_completed``
-    is 0 with detail "no workflow spans". An instance the collector marked incomplete
-    says why in its ``incomplete_reason``, which goes into ``detail``.
+    Without any workflow span there is no Score, unless the call required one: with
+    ``required=True`` (the deployment has an after-call workflow, so its absence is a
+    failure), or when the caller side-file says ``workflow_expected: true`` (the harness
+    sets it when the scenario expects an after-call step, or when the deployment under
+    test has shown an after-call workflow in the session). Then ``workflow_completed`` is
+    0 with detail "no workflow spans". An instance the collector marked incomplete says
+    why in its ``incomplete_reason``, which goes into ``detail``.
     """
 
     name = "workflow"
@@ -50,17 +55,28 @@ class Workflow(BaseEvaluator):
     def evaluate(self, instance: Instance) -> list[Score]:
         spans = instance.layers.get(c.LAYER_WORKFLOW, ())
         if not spans:
-            if not self.required:
+            expected = (instance.caller or {}).get("workflow_expected") is True
+            if not (self.required or expected):
                 return []
             why = "no workflow spans"
             if not instance.complete and instance.incomplete_reason:
                 why += f" (instance incomplete: {instance.incomplete_reason})"
             return [Score("workflow_completed", 0.0, UNIT_BOOL, layer=c.LAYER_WORKFLOW, detail=why)]
         failed = [s for s in spans if s.is_error]
-        roots = instance.workflow_roots
-        if failed or not roots:
+        finished = instance.layer_finished(c.LAYER_WORKFLOW)
+        orphans = [
+            s
+            for s in spans
+            if s.parent_span_id is not None
+            and instance.parent(s) is None
+            and not s.parent_is_remote
+        ]
+        if failed or not finished or orphans:
             parts = [f"{s.name}: {s.status_message}".rstrip(": ") for s in failed]
-            if not roots:
+            if orphans:
+                names = ", ".join(sorted({s.name for s in orphans}))
+                parts.append(f"the root of {names} never arrived (the workflow died midway?)")
+            elif not finished:
                 parts.append("no workflow root span")
             return [
                 Score(
@@ -96,14 +112,18 @@ class Risk(BaseEvaluator):
     """Mutating actions per layer, and those done without approval.
 
     Actions are spans carrying ``action.name`` (see :attr:`Instance.actions`), grouped by
-    their ``agent.layer`` (``unknown`` when absent). For each layer with at least one action:
+    their ``agent.layer`` (``unknown`` when absent).
 
-    - ``mutating_actions`` (count): actions with ``action.mutating = true``.
-    - ``unapproved_mutations`` (count): mutating actions whose ``action.approval`` is
-      ``skipped`` or absent, i.e. data changed without an approval. A ``denied`` action is
-      not counted: the approval gate did its job.
+    - ``mutating_actions`` (count, per layer with at least one action): actions with
+      ``action.mutating = true``.
+    - ``unapproved_mutations`` (count, per layer with at least one action, and per agent
+      layer (conversational, background, workflow) that has a span in the call, where it
+      is 0 without actions): mutating actions whose ``action.approval`` is ``skipped`` or
+      absent, i.e. data changed without an approval. A ``denied`` action is not counted:
+      the approval gate did its job. A layer that ran without mutating scores 0, so a gate
+      per layer has a sample for every call in which that layer ran.
 
-    ``detail`` names the actions. No actions, no Score.
+    ``detail`` names the actions. No span, no Score.
     """
 
     name = "risk"
@@ -118,22 +138,24 @@ class Risk(BaseEvaluator):
         by_layer: dict[str, list] = {}
         for a in instance.actions:
             by_layer.setdefault(a.layer or "unknown", []).append(a)
+        ran = [ly for ly in c.LAYERS if instance.layers.get(ly)]
         out = []
-        for layer in sorted(by_layer):
-            acts = by_layer[layer]
+        for layer in sorted({*by_layer, *ran}):
+            acts = by_layer.get(layer, [])
             mutating = [a for a in acts if a.mutating is True]
             unapproved = [
                 a for a in mutating if a.approval is None or a.approval == c.APPROVAL_SKIPPED
             ]
-            out.append(
-                Score(
-                    "mutating_actions",
-                    float(len(mutating)),
-                    UNIT_COUNT,
-                    layer=layer,
-                    detail=", ".join(a.name for a in mutating),
+            if acts:
+                out.append(
+                    Score(
+                        "mutating_actions",
+                        float(len(mutating)),
+                        UNIT_COUNT,
+                        layer=layer,
+                        detail=", ".join(a.name for a in mutating),
+                    )
                 )
-            )
             out.append(
                 Score(
                     "unapproved_mutations",

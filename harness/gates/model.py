@@ -53,7 +53,14 @@ from pydantic import (
 )
 
 from harness.core.errors import ScenarioError
-from harness.core.yamlfile import load_with_lines, refuse_bool_numbers, render_loc
+from harness.core.yamlfile import (
+    clean_loc,
+    line_of,
+    load_with_lines,
+    refuse_bool_numbers,
+    render_loc,
+    validation_problem,
+)
 
 __all__ = [
     "DEFAULT_GATES_PATH",
@@ -178,6 +185,12 @@ class Gate(_Strict):
         return self
 
     @property
+    def baseline_only(self) -> bool:
+        """A gate with a ``baseline:`` rule and no threshold: it says something only when a
+        baseline is given, and is not evaluated otherwise."""
+        return self.warn is None and self.fail is None and self.baseline is not None
+
+    @property
     def quantile(self) -> float | None:
         """0.99 for p99, etc.; None for mean, rate, min and max."""
         return QUANTILES.get(self.statistic)
@@ -250,11 +263,6 @@ class GatesConfig(_Strict):
 # --- loading ---------------------------------------------------------------------------------
 
 
-def _clean_loc(loc: tuple) -> tuple:
-    # drop pydantic's validator markers such as 'function-after[...]'
-    return tuple(p for p in loc if isinstance(p, int) or "[" not in str(p))
-
-
 def parse_gates(
     data: Any,
     *,
@@ -271,32 +279,20 @@ def parse_gates(
     try:
         config = GatesConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = _clean_loc(tuple(err["loc"]))
-        if loc and loc[0] == "gates":
-            loc = prefix + loc[1:]
-        msg = err["msg"]
-        if err["type"] == "missing":
-            msg = "field required"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling)"
-        elif err["type"] == "literal_error":
-            msg = f"{err.get('input')!r}: {msg.lower()}"
-        elif msg.startswith("Value error, "):
-            msg = msg.removeprefix("Value error, ")
-            field, sep, rest = msg.partition(": ")
-            if sep and field.isidentifier():
-                loc, msg = (*loc, field), rest
-        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+
+        def in_file(err: dict[str, Any]) -> tuple:
+            loc = clean_loc(err["loc"])
+            return prefix + loc[1:] if loc and loc[0] == "gates" else loc
+
+        msg, loc = validation_problem(exc, in_file)
         raise GatesFileError(
-            msg + more, file=source, line=line, field=render_loc(loc) or None
+            msg, file=source, line=line_of(loc, lines), field=render_loc(loc) or None
         ) from None
     for i, gate in enumerate(config if check_metrics else ()):
         problem = unknown_metric(gate)
         if problem is not None:
             loc = (*prefix, i, "metric")
-            line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+            line = line_of(loc, lines)
             raise GatesFileError(problem, file=source, line=line, field=render_loc(loc))
     config._source = str(source) if source is not None else None
     return config

@@ -208,5 +208,11 @@ def _evaluate(gate: Gate, store: ScoreStore, baseline: ScoreStore | None) -> Ver
 def evaluate_gates(
     gates: GatesConfig | Iterable[Gate], store: ScoreStore, baseline: ScoreStore | None = None
 ) -> list[Verdict]:
-    """One :class:`Verdict` per gate, in the gates' order."""
-    return [evaluate_gate(g, store, baseline) for g in gates]
+    """One :class:`Verdict` per gate, in the gates' order. A gate that only compares with
+    a baseline (:attr:`Gate.baseline_only`) is left out when no ``baseline`` is given: it
+    has nothing to say, and a "pass" would be a lie."""
+    return [
+        evaluate_gate(g, store, baseline)
+        for g in gates
+        if baseline is not None or not g.baseline_only
+    ]

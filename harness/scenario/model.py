@@ -23,7 +23,13 @@ from pydantic import (
 )
 
 from harness.core.errors import ScenarioError
-from harness.core.yamlfile import load_with_lines, refuse_bool_numbers, render_loc
+from harness.core.yamlfile import (
+    line_of,
+    load_with_lines,
+    refuse_bool_numbers,
+    render_loc,
+    validation_problem,
+)
 
 if TYPE_CHECKING:
     from harness.plan.callplan import CallPlan
@@ -308,21 +314,12 @@ def parse_scenario(
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = _pydantic_loc(err["loc"], lines, err["type"] == "missing")
-        line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
-        msg = err["msg"]
-        if err["type"] == "missing":
-            msg = "field required"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling)"
-        elif msg.startswith("Value error, "):
-            msg = msg.removeprefix("Value error, ")
-            field, sep, rest = msg.partition(": ")
-            if sep and field.isidentifier():  # the validator names a sub-field
-                loc, msg = (*loc, field), rest
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ScenarioError(msg + more, file=shown, line=line, field=render_loc(loc)) from None
+        msg, loc = validation_problem(
+            exc, lambda err: _pydantic_loc(err["loc"], lines, err["type"] == "missing")
+        )
+        raise ScenarioError(
+            msg, file=shown, line=line_of(loc, lines), field=render_loc(loc)
+        ) from None
     scenario._path = path
     scenario._shown = shown
     scenario._lines = lines

@@ -37,6 +37,10 @@ class SessionConfig:
     collector_port: int = 0  # 0: a free port
     trace_settle_s: float = 3.0
     worker: str | None = None  # a pytest-xdist worker id ("gw0"): it starts its own processes
+    expect_workflow: bool | None = None
+    """Whether every call has an after-call workflow to wait for and to score: None learns
+    it (once a call of the session has shown workflow spans, every later call expects
+    them); a scenario with ``after_call`` expectations always does."""
 
     def __post_init__(self) -> None:
         if self.calls < 1:

@@ -35,6 +35,7 @@ from typing import Final, Literal
 # Written by the instrument, which owns them (one source of truth); re-exported here.
 from harness_instrument.conventions import (  # noqa: F401  (re-exported)
     ACTION_APPROVAL,
+    ACTION_KEY,
     ACTION_MUTATING,
     ACTION_NAME,
     AGENT_LAYER,

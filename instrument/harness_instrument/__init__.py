@@ -710,10 +710,13 @@ def action(
     mutating: bool = True,
     approval: str | None = None,
     *,
+    key: str | None = None,
     attributes: Mapping[str, Any] | None = None,
 ) -> Iterator[ActionSpan]:
     """A background action span: ``action.name``, ``action.mutating`` and, once known,
-    ``action.approval`` (``approved``, ``denied`` or ``skipped``)."""
+    ``action.approval`` (``approved``, ``denied`` or ``skipped``). ``key`` (``action.key``)
+    names what the action acts on, as an idempotency key without personal data, so a
+    repeated action can be told from a second, different one."""
     _check_approval(approval)
     attrs: dict[str, Any] = {
         **(attributes or {}),
@@ -722,6 +725,8 @@ def action(
     }
     if approval is not None:
         attrs[c.ACTION_APPROVAL] = approval
+    if key is not None:
+        attrs[c.ACTION_KEY] = str(key)
     with _span(f"{c.SPAN_ACTION_PREFIX} {name}", attrs) as span:
         yield ActionSpan(span, approval)
 

@@ -32,6 +32,9 @@ INTENT_OUTCOME: Final = "intent.outcome"
 ACTION_NAME: Final = "action.name"
 ACTION_MUTATING: Final = "action.mutating"
 ACTION_APPROVAL: Final = "action.approval"
+ACTION_KEY: Final = "action.key"
+"""What an action acts on, as an idempotency key (no personal data): two mutating actions
+of one call with the same name and key did the same thing twice."""
 
 Approval = Literal["approved", "denied", "skipped"]
 APPROVAL_APPROVED: Final = "approved"

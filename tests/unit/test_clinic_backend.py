@@ -142,7 +142,10 @@ def test_reasons_are_sentences_for_the_caller():
     ("env", "message"),
     [
         ({"CLINIC_TOOL_FAILURE_RATE": "1.5"}, r"CLINIC_TOOL_FAILURE_RATE must be a number between"),
-        ({"CLINIC_SKIP_APPROVAL": "maybe"}, r"CLINIC_SKIP_APPROVAL must be 1 or 0, got 'maybe'"),
+        (
+            {"CLINIC_SKIP_APPROVAL": "maybe"},
+            r"CLINIC_SKIP_APPROVAL must be a number between 0 and 1 \(or true/false\), got 'maybe'",
+        ),
         ({"CLINIC_NOW": "funday 10:00"}, r"CLINIC_NOW must be a weekday"),
         ({"CLINIC_NOW": "monday 25:00"}, r"CLINIC_NOW has a bad time '25:00'"),
         ({"CLINIC_CALENDAR": "weekly"}, r"CLINIC_CALENDAR must be one of per_call, shared"),
@@ -333,7 +336,7 @@ def test_a_full_failure_rate_fails_bookings_before_anything_is_written(tmp_path,
         ({"json": [1, 2]}, r"^the body must be a JSON object"),
         ({"json": {"name": "A"}}, r"^missing field\(s\): day, time, service$"),
         ({"json": booking(day=3)}, r"^day must be a string, got int$"),
-        ({"json": booking() | {"faults": {"explode": 1}}}, r"^faults.explode: unknown knob"),
+        ({"json": booking() | {"faults": {"explode": 1}}}, r"^faults.explode: unknown fault knob"),
         ({"json": booking() | {"faults": {"tool_failure_rate": 2}}}, r"between 0 and 1"),
     ],
 )

@@ -506,6 +506,8 @@ def test_risk_per_layer(clinic):
     assert [(s.name, s.layer, s.value) for s in got] == [
         ("mutating_actions", "background", 1.0),
         ("unapproved_mutations", "background", 0.0),
+        ("unapproved_mutations", "conversational", 0.0),  # ran, mutated nothing
+        ("unapproved_mutations", "workflow", 0.0),
     ]
     b = Builder()
     for name, approval in (
@@ -533,8 +535,12 @@ def test_risk_per_layer(clinic):
     )  # skipped and missing; denied is fine
     assert "write_b" in got["unapproved_mutations", "background"].detail
     assert got["mutating_actions", "conversational"].value == 0.0
-    for inst in (empty_call(), silent_agent_call(), caller_only_call()):
+    for inst in (empty_call(), caller_only_call()):
         assert Risk().evaluate(inst) == []
+    # a layer that ran without acting scores 0: a gate per layer has its sample
+    assert [(s.name, s.layer, s.value) for s in Risk().evaluate(silent_agent_call())] == [
+        ("unapproved_mutations", "conversational", 0.0)
+    ]
 
 
 # --- cost ----------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_default_gates_are_the_published_thresholds():
     g = {x.name: x for x in default_gates()}
-    assert set(g) == {
+    published = {
         "llm_ttft_p99",
         "e2e_latency_p90",
         "e2e_latency_p99",
@@ -63,6 +63,7 @@ def test_default_gates_are_the_published_thresholds():
         "tool_success",
         "interruption_rate",
     }
+    assert published <= set(g)  # the project's own cross-layer gates: test_default_gates.py
     t = g["llm_ttft_p99"]
     assert (t.metric, t.span, t.statistic, t.warn, t.fail) == (
         "llm_ttft",
@@ -93,7 +94,7 @@ def test_every_default_gate_has_a_source_comment():
     text = Path("harness/gates/default_gates.yaml").read_text()
     blocks = text.split("  - name: ")[1:]
     comments = text.split("  - name: ")[:-1]
-    assert len(blocks) == 6
+    assert len(blocks) == len(default_gates())
     for block, before in zip(blocks, comments, strict=True):
         last_comment = before.rstrip().split("\n\n")[-1]
         assert "Source:" in last_comment, block.split("\n")[0]
@@ -470,13 +471,17 @@ def test_exported_rules_pass_promtool_check(tmp_path):
     path.write_text(text)
     out = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 15 rules found" in out.stdout
+    # one alerting rule per threshold; the baseline-only gate has no Prometheus form
+    rules = sum((g.warn is not None) + (g.fail is not None) for g in cfg)
+    assert rules == 37
+    assert f"SUCCESS: {rules} rules found" in out.stdout
     assert (
         "histogram_quantile(0.99, sum by (le) "
         '(rate(harness_llm_ttft_seconds_bucket{span="llm_node"}[10m])))' in text
     )
     assert "> 1.2" in text and "for: 5m" in text
-    assert "Skipped (baseline rules only, no Prometheus form): p95_vs_baseline" in text
+    skipped = [line for line in text.splitlines() if line.startswith("# Skipped (baseline")]
+    assert len(skipped) == 1 and skipped[0].endswith("p95_vs_baseline"), skipped
 
 
 def _series(name: str, values: str, **labels: str) -> dict:
