@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 LOOPBACK := scripts/netns.sh run
 DEMO_ARGS ?= --calls 3 --concurrency 2
 
-.PHONY: tools demo test test-unit test-e2e test-gates-xdist test-monitor-crash lint format bench clean
+.PHONY: tools demo test test-unit test-e2e test-gates-xdist test-monitor-crash sensitivity load lint format bench clean
 
 tools:
 	@bash scripts/bootstrap.sh
@@ -50,6 +50,16 @@ sensitivity: tools
 	$(LOOPBACK) $(VENV)/bin/harness sensitivity scenarios/smoke examples/clinic/scenarios \
 		--catalogue examples/clinic/faults.yaml --agent-cmd "$(AGENT_CMD)" \
 		--junitxml .harness/sensitivity.xml $(SENSITIVITY_ARGS)
+
+# Capacity of the clinic deployment on this machine: the smoke suite's booking and greeting
+# calls at 1, 2, 4, 8 and 16 at once, two minutes a level, up to the knee (the first level
+# where a gate fails or p90 latency doubles), with what the harness itself cost per step.
+# Not in `make test` (tests/e2e/test_load.py runs a short ramp there): about 15 minutes.
+# Results: the table, .harness/runs/<run>/load.json and the run's report.html.
+LOAD_ARGS ?= --ramp 1,2,4,8,16 --step-duration 2m
+load: tools
+	$(LOOPBACK) $(VENV)/bin/harness load scenarios/smoke/booking.yaml scenarios/smoke/greeting.yaml \
+		--agent-cmd "$(AGENT_CMD)" $(LOAD_ARGS)
 
 lint: tools
 	$(VENV)/bin/ruff check .

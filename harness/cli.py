@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.call.rundir import NAMES
 from harness.core.errors import HarnessError, InfrastructureError, ScenarioError
 from harness.core.files import atomic_write
 from harness.gates.scoring import gates_config, gates_failed, gates_report, session_verdicts
 from harness.report import report_at_end
+
+if TYPE_CHECKING:
+    from harness.session.config import SessionConfig
 
 
 def _progress(msg: str) -> None:
@@ -29,9 +33,24 @@ def _collector(args: argparse.Namespace) -> dict[str, object]:
     return {"collector_host": host, "collector_port": port}
 
 
+def _session_config(args: argparse.Namespace, **settings: object) -> SessionConfig:
+    """The session every calling command opens: where LiveKit and the agent are, where the
+    traces arrive and the artifacts go; ``settings`` are the command's own."""
+    from harness.session.config import SessionConfig
+
+    return SessionConfig(
+        livekit_url=args.livekit_url,
+        agent_name=args.agent_name,
+        agent_cmd=args.agent_cmd,
+        artifacts=Path(args.artifacts),
+        **_collector(args),
+        **settings,  # type: ignore[arg-type]
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.scenario.model import load_scenarios, resolve_agent_name
-    from harness.session.engine import CallSession, Schedule, SessionConfig
+    from harness.session.engine import CallSession, Schedule
     from harness.session.summary import call_table
 
     scenarios = load_scenarios(args.paths)
@@ -39,15 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ScenarioError("no scenario files found", file=" ".join(args.paths))
     for s in scenarios:
         resolve_agent_name(s, args.agent_name)
-    config = SessionConfig(
-        livekit_url=args.livekit_url,
-        agent_name=args.agent_name,
-        agent_cmd=args.agent_cmd,
-        calls=args.calls,
-        concurrency=args.concurrency,
-        artifacts=Path(args.artifacts),
-        **_collector(args),
-    )
+    config = _session_config(args, calls=args.calls, concurrency=args.concurrency)
     calls = [(s, r) for s in scenarios for r in range(1, args.calls + 1)]
     _progress(f"{len(calls)} calls from {len(scenarios)} scenarios, run {config.run_id}")
     with CallSession(config, on_progress=_progress) as session:
@@ -71,26 +82,85 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.scenario.model import load_scenario, resolve_agent_name
-    from harness.session.engine import CallSession, SessionConfig
+    from harness.session.engine import CallSession
     from harness.session.sweep import sweep_conditions, sweep_table
 
     scenario = load_scenario(args.scenario)
     resolve_agent_name(scenario, args.agent_name)
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
-    config = SessionConfig(
-        livekit_url=args.livekit_url,
-        agent_name=args.agent_name,
-        agent_cmd=args.agent_cmd,
-        **_collector(args),
-        concurrency=args.concurrency,
-        artifacts=Path(args.artifacts),
-    )
+    config = _session_config(args, concurrency=args.concurrency)
     with CallSession(config, on_progress=_progress) as session:
         rows = sweep_conditions(session, scenario, conditions, calls=args.calls)
     print(sweep_table(rows))
     print(report_at_end(config.run_dir, sweep=rows))
     print(f"artifacts: {config.run_dir}")
     return 0
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from harness.sensitivity.command import sensitivity
+
+    config = _session_config(args, calls=args.calls, concurrency=args.concurrency)
+    out = sensitivity(
+        config,
+        args.paths,
+        args.catalogue,
+        gates_file=args.gates,
+        baseline_file=args.baseline,
+        scale=args.scale,
+        faults=[f.strip() for f in (args.faults or "").split(",") if f.strip()],
+        junitxml=args.junitxml,
+        progress=_progress,
+    )
+    print(out.table)
+    print(f"results: {out.json_path}")
+    if out.baseline_path is not None:
+        print(f"clean run as a baseline: {out.baseline_path}")
+    if out.junit_path is not None:
+        print(f"junit: {out.junit_path}")
+    return 0 if out.result.passed else 1
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from harness.load import LoadConfig, hold_verdict, load, parse_duration, parse_ramp
+
+    load_config = LoadConfig(
+        ramp=parse_ramp(args.ramp),
+        step_s=parse_duration(args.step_duration),
+        knee_factor=args.knee_factor,
+        stop_at_knee=not args.keep_going,
+    )
+    config = _session_config(args)
+    out = load(config, args.paths, load_config, gates_file=args.gates, progress=_progress)
+    print(out.table)
+    print(f"results: {out.json_path}")
+    print(out.report)
+    code, line = hold_verdict(out.result, args.hold)
+    if line:
+        print(line)
+    return code
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness.load.merge import merged_load_text
+    from harness.session.merge import merge_runs
+
+    merged = merge_runs(args.runs)
+    for line in merged.lines():
+        print(line)
+    gates = gates_config(args.gates)
+    verdicts = session_verdicts(merged.store, gates, _baseline(args.baseline))
+    print(gates_report(verdicts))
+    load_text = merged_load_text(args.runs, gates)
+    if load_text is not None:
+        print()
+        print(load_text)
+    if args.out:
+        from harness.gates.baseline import save_baseline
+
+        meta = {"source": "harness merge", "runs": [str(r) for r in args.runs]}
+        print(f"merged scores written to {save_baseline(merged.store, args.out, meta=meta)}")
+    return 1 if gates_failed(verdicts) else 0
 
 
 def cmd_incident_import(args: argparse.Namespace) -> int:
@@ -370,7 +440,9 @@ def _add_monitor_options(p: argparse.ArgumentParser, *, listen_default: str) -> 
     p.add_argument("--tick", default="5s", help="evaluate windows and alerts this often")
 
 
-def _add_call_options(p: argparse.ArgumentParser) -> None:
+def _add_session_options(p: argparse.ArgumentParser) -> None:
+    """Where LiveKit and the agent are, where traces arrive and artifacts go: the options
+    of every command that places calls (read back by ``_session_config``)."""
     p.add_argument("--livekit-url", default=None, help="default: LIVEKIT_URL, else local")
     p.add_argument("--agent-name", default=None, help="override each scenario's `agent`")
     p.add_argument("--agent-cmd", default=None, help="start this agent worker for the run")
@@ -380,9 +452,13 @@ def _add_call_options(p: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="trace receiver address, HOST:PORT or :PORT (default: a free loopback port)",
     )
+    p.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
+
+
+def _add_call_options(p: argparse.ArgumentParser) -> None:
+    _add_session_options(p)
     p.add_argument("--calls", type=int, default=1, help="repeat each scenario N times")
     p.add_argument("--concurrency", type=int, default=1, help="run up to K calls at once")
-    p.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
     p.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
     p.add_argument("--baseline", default=None, help="baseline file for baseline gates")
     p.add_argument("--gate", action="store_true", help="exit non-zero when a gate fails")
@@ -407,13 +483,87 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated presets (default: %(default)s)",
     )
     sw.add_argument("--calls", type=int, default=1, help="calls per condition")
-    sw.add_argument("--livekit-url", default=None, help="default: LIVEKIT_URL, else local")
-    sw.add_argument("--agent-name", default=None, help="override the scenario's `agent`")
-    sw.add_argument("--agent-cmd", default=None, help="start this agent worker for the run")
-    sw.add_argument("--collector", default=None, metavar="ADDRESS", help="trace receiver address")
     sw.add_argument("--concurrency", type=int, default=2, help="run up to K calls at once")
-    sw.add_argument("--artifacts", default=".harness/runs", help="artifacts directory")
+    _add_session_options(sw)
     sw.set_defaults(func=cmd_sweep)
+
+    sens = sub.add_parser(
+        "sensitivity",
+        help="mutation testing: the suite clean and once per fault of a catalogue",
+        description="Run the suite once clean and once per fault of the catalogue (the "
+        'agent\'s own fault switches, sent as dispatch metadata {"faults": {...}}, or audio '
+        "conditions and caller behaviour the harness controls), each fault run stopped at "
+        "its first failed gate or broken expectation; print per fault whether it was caught, "
+        "by what and after how many calls, and the score with the clean run's false alarms.",
+    )
+    sens.add_argument("paths", nargs="+", help="scenario files or directories (the suite)")
+    sens.add_argument("--catalogue", required=True, help="the fault catalogue (YAML)")
+    sens.add_argument("--faults", default=None, help="only these faults (comma-separated ids)")
+    sens.add_argument(
+        "--scale", type=float, default=1.0, help="multiply each fault's magnitude (0.5: half)"
+    )
+    sens.add_argument("--junitxml", default=None, help="also write the results as JUnit XML")
+    _add_session_options(sens)
+    sens.add_argument(
+        "--calls", type=int, default=2, help="rounds of the suite per run, at most (default 2)"
+    )
+    sens.add_argument("--concurrency", type=int, default=1, help="run up to K calls at once")
+    sens.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
+    sens.add_argument(
+        "--baseline", default=None, help="baseline file (default: the clean run's calls)"
+    )
+    sens.set_defaults(func=cmd_sensitivity)
+
+    ld = sub.add_parser(
+        "load",
+        help="a load test: real calls at each concurrency level of a ramp, and the knee",
+        description="Keep N real calls going for --step-duration at each level N of --ramp; "
+        "per step print the gate verdicts, the p50/p90/p99 caller-measured response latency "
+        "and what the harness itself cost (caller-side CPU per call-minute, event-loop lag, "
+        "frame underruns, host CPU pressure; a step where the rig was the bottleneck is "
+        "marked HARNESS-LIMITED); then the knee: the first step where a gate fails or p90 "
+        f"exceeds --knee-factor times step 1's. Results: {NAMES.load} and the run's report.",
+    )
+    ld.add_argument("paths", nargs="+", help="scenario files or directories (placed in turn)")
+    ld.add_argument(
+        "--ramp", default="1,2,4,8,16", help="concurrency levels (default: %(default)s)"
+    )
+    ld.add_argument(
+        "--step-duration", default="2m", help="how long each level lasts (default: %(default)s)"
+    )
+    ld.add_argument(
+        "--knee-factor",
+        type=float,
+        default=2.0,
+        help="knee when p90 exceeds this multiple of step 1's (default: %(default)s)",
+    )
+    ld.add_argument("--keep-going", action="store_true", help="run the steps after the knee")
+    ld.add_argument(
+        "--hold",
+        type=int,
+        default=None,
+        metavar="N",
+        help="exit 1 when the deployment breaks at N concurrent calls or fewer "
+        "(2 when the rig was the bottleneck there)",
+    )
+    _add_session_options(ld)
+    ld.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
+    ld.set_defaults(func=cmd_load)
+
+    mg = sub.add_parser(
+        "merge",
+        help="several run directories (shards of one run) as one gate table",
+        description="Merge the scores of run directories written by separate processes or "
+        "machines (e.g. the pods of deploy/kubernetes/load-job.yaml) and print the gate "
+        "table of all their calls, as one run over them would.",
+    )
+    mg.add_argument("runs", nargs="+", help="run directories (.harness/runs/<run-id>)")
+    mg.add_argument("--gates", default=None, help="gates file (default: harness.yaml, ...)")
+    mg.add_argument("--baseline", default=None, help="baseline file for baseline gates")
+    mg.add_argument(
+        "--out", default=None, help="also write the merged scores here, as a baseline file"
+    )
+    mg.set_defaults(func=cmd_merge)
 
     ev = sub.add_parser("evaluate", help="evaluators and gates over saved instances")
     ev.add_argument("path", help="a run directory, a call directory or an OTLP .jsonl export")

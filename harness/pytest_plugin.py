@@ -70,6 +70,13 @@ _GATE_OPTIONS: list[tuple[str, str, str]] = [
     ("baseline", "harness_baseline", "baseline file from `harness baseline save`"),
 ]
 
+# Load test settings (the harness_load fixture and marker): marker > command line > ini.
+_LOAD_OPTIONS: list[tuple[str, str, str]] = [
+    ("ramp", "harness_load_ramp", "load test: concurrency levels, e.g. 1,2,4,8,16"),
+    ("step_duration", "harness_load_step_duration", "load test: how long a level lasts, e.g. 2m"),
+    ("knee_factor", "harness_load_knee_factor", "load test: knee when p90 exceeds this x step 1's"),
+]
+
 _SESSION = pytest.StashKey[dict]()
 
 
@@ -84,6 +91,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(ini, help_, default=None if default is None else str(default))
     for name, ini, help_ in _GATE_OPTIONS:
         group.addoption(f"--{name}", dest=f"harness_{name}", metavar="FILE", help=help_)
+        parser.addini(ini, help_, default=None)
+    for name, ini, help_ in _LOAD_OPTIONS:
+        flag = "--load-" + name.replace("_", "-")
+        metavar = {"ramp": "LEVELS", "step_duration": "DURATION"}.get(name, "FACTOR")
+        group.addoption(
+            flag, dest=f"harness_load_{name}", default=None, metavar=metavar, help=help_
+        )
         parser.addini(ini, help_, default=None)
     from harness.scenario.discover import DEFAULT_SCENARIO_GLOBS
 
@@ -151,6 +165,11 @@ def session_config(config: pytest.Config):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: needs the real LiveKit server and agent processes")
+    config.addinivalue_line(
+        "markers",
+        "harness_load(ramp=[1, 2, 4], step_duration='30s', knee_factor=2.0, keep_going=False): "
+        "settings of the harness_load fixture's load test (they win over --load-* and the ini)",
+    )
     config.stash[_SESSION] = {
         "session": None,
         "schedule": None,
@@ -158,6 +177,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "outcomes": [],
         "gate_run": None,
         "verdicts": None,
+        "load_tables": [],
     }
     cfg = session_config(config)  # bad option values are usage errors now, not at the first call
     if not hasattr(config, "workerinput"):
@@ -386,6 +406,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash[_SESSION]
     run = state["gate_run"]
     if run is None or not run.rows:
+        for table in state.get("load_tables", []):
+            terminalreporter.section("harness load")
+            terminalreporter.write_line(table)
         return
     from harness.gates.scoring import gates_report
     from harness.session.summary import call_table
@@ -399,6 +422,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(gates_report(state["verdicts"]))
     if state.get("report"):
         terminalreporter.write_line(state["report"])
+    for table in state.get("load_tables", []):
+        terminalreporter.section("harness load")
+        terminalreporter.write_line(table)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -412,3 +438,39 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def harness_session(request: pytest.FixtureRequest):
     """The session's :class:`harness.session.engine.CallSession` (server, agent, collector)."""
     return _schedule(request.config).session
+
+
+@pytest.fixture
+def harness_load(request: pytest.FixtureRequest):
+    """``harness_load(paths) -> harness.load.LoadOutcome``: the scenarios under ``paths`` as
+    a load test (``harness load``), with the ``harness_load`` marker's settings, else
+    ``--load-ramp``/``--load-step-duration``/``--load-knee-factor``, else their ini twins.
+    Keywords given to the call win over all of them. Each call is a run of its own."""
+    import dataclasses
+
+    from harness.load import load, resolve_load_config
+    from harness.session.config import new_run_id
+
+    config = request.config
+    marker = request.node.get_closest_marker("harness_load")
+    cli = {n: config.getoption(f"harness_load_{n}") for n, _, _ in _LOAD_OPTIONS}
+    ini = {n: config.getini(i) or None for n, i, _ in _LOAD_OPTIONS}
+
+    def run(paths: Any, **overrides: Any):
+        try:
+            settings = resolve_load_config(overrides, marker.kwargs if marker else {}, cli, ini)
+        except ScenarioError as exc:
+            raise pytest.UsageError(f"harness_load: {exc}") from None
+        cfg = dataclasses.replace(session_config(config), run_id=new_run_id())
+        listed = [str(paths)] if isinstance(paths, (str, os.PathLike)) else [str(p) for p in paths]
+        out = load(
+            cfg,
+            listed,
+            settings,
+            gates_file=_gate_setting(config, "gates", "harness_gates"),
+            progress=lambda line: _say(config, f"harness load: {line}"),
+        )
+        config.stash[_SESSION]["load_tables"].append(f"{out.table}\n{out.report}")
+        return out
+
+    return run

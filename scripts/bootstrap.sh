@@ -5,6 +5,8 @@
 #      mode, plus dev extras
 #   3. the real LiveKit server, built with `go install`, in .tools/bin (git-ignored)
 #   4. a small OpenTelemetry Collector, built with the collector's builder, in .tools/bin
+#   5. the Go SDK participant of benchmarks/caller_cost.py (benchmarks/go-participant), in
+#      .tools/bin/lkparticipant
 # Each step is skipped when already done, so a second run takes about a second.
 set -euo pipefail
 
@@ -117,11 +119,33 @@ step_otelcol() {
   say "otelcol: $OTELCOL_BUILDER_VERSION (otlp receiver, batch, otlphttp exporter) installed at $bin"
 }
 
+# The cheapest LiveKit participant the Go SDK makes (publishes pre-encoded Opus from a file,
+# reads the agent's packets; and a stand-in echo agent): what benchmarks/caller_cost.py
+# measures the harness's own caller against. Rebuilt when its sources change.
+step_goparticipant() {
+  local src="$ROOT/benchmarks/go-participant" bin="$TOOLS/bin/lkparticipant"
+  local stamp="$TOOLS/lkparticipant.version" want
+  want=$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-16)
+  if [ -x "$bin" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "lkparticipant: present ($bin)"; return
+  fi
+  command -v go >/dev/null 2>&1 || die "command failed: go (Go is needed to build benchmarks/go-participant)"
+  mkdir -p "$TOOLS/bin"
+  say "lkparticipant: building benchmarks/go-participant (LiveKit's Go SDK; a minute or two the first time)"
+  if ! (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$bin" .) >"$TOOLS/lkparticipant-build.log" 2>&1; then
+    tail -n 20 "$TOOLS/lkparticipant-build.log" >&2
+    die "command failed: cd benchmarks/go-participant && go build -o $bin . (log: $TOOLS/lkparticipant-build.log)"
+  fi
+  echo "$want" > "$stamp"
+  say "lkparticipant: installed at $bin"
+}
+
 case "${1:-all}" in
   apt) step_apt ;;
   venv) step_venv ;;
   server) step_server ;;
   otelcol) step_otelcol ;;
-  all) step_apt; step_venv; step_server; step_otelcol ;;
-  *) die "usage: $0 [all|apt|venv|server|otelcol]" ;;
+  goparticipant) step_goparticipant ;;
+  all) step_apt; step_venv; step_server; step_otelcol; step_goparticipant ;;
+  *) die "usage: $0 [all|apt|venv|server|otelcol|goparticipant]" ;;
 esac

@@ -9,6 +9,11 @@
 # interfaces that are not flagged as loopback: with `lo` alone, the caller and the agent
 # have no candidate and no call connects. There is no route to anything else.
 # Needs root (ip netns). Without root the command runs as it is, with a notice.
+#
+# HARNESS_NETNS_EXTRA_ADDR=192.0.2.1/32 also gives the veth that address (a documentation
+# address: no route leads anywhere from it). pion, under LiveKit's Go SDK, gathers no ICE
+# candidate on any 127/8 address, so benchmarks/caller_cost.py runs its Go participants in
+# a namespace of its own with one (HARNESS_NETNS=harness-bench).
 set -euo pipefail
 
 NS=${HARNESS_NETNS:-harness-loopback}
@@ -36,6 +41,11 @@ case "${1:-}" in
       exec "$@"
     fi
     ensure
+    if [ -n "${HARNESS_NETNS_EXTRA_ADDR:-}" ] && \
+        ! ip netns exec "$NS" ip -o addr show dev hl0 | grep -qw "${HARNESS_NETNS_EXTRA_ADDR%/*}"; then
+      ip netns exec "$NS" ip addr add "$HARNESS_NETNS_EXTRA_ADDR" dev hl0
+      say "added $HARNESS_NETNS_EXTRA_ADDR to $NS"
+    fi
     exec ip netns exec "$NS" "$@"
     ;;
   delete)

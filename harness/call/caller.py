@@ -37,7 +37,10 @@ SEGMENT_ID_ATTRIBUTE = "lk.segment_id"
 TRACK_ID_ATTRIBUTE = "lk.transcribed_track_id"
 # Agent audio frames louder than this RMS (~ -45 dBFS) are agent speech.
 AGENT_SPEECH_RMS = 10 ** (-45 / 20)
-POLL_S = 0.02
+# How often a waiting caller looks again (for the agent to stop talking, to leave, ...):
+# every wake-up of every call costs the one event loop all callers share. Timings are read
+# from the audio, not from these wake-ups.
+POLL_S = 0.05
 # How long to wait, once the agent has left, for our own connection to report a loss: the
 # caller's link and the agent's go down together when the server stops.
 LINK_LOSS_GRACE_S = 2.0
@@ -46,10 +49,19 @@ LINK_LOSS_GRACE_S = 2.0
 # a gap into the caller's speech. The source's own queue holds more than the lead.
 SEND_LEAD_S = 0.6
 SOURCE_QUEUE_MS = 1000
-# The sender pushes 40 ms at a time: a quarter of the per-frame work of 10 ms frames,
-# which matters when many calls share few cores. The source re-frames to 10 ms itself.
-SEND_SAMPLES = FRAME_SAMPLES * 4
+# The sender pushes 100 ms at a time: every push costs a round trip through LiveKit's client
+# library whose answer every room of the process looks at, so with many calls on few cores
+# fewer, larger pushes matter. The source re-frames to 10 ms itself, and a clip still starts
+# on the 10 ms it is asked to (it is padded into its first push).
+SEND_SAMPLES = FRAME_SAMPLES * 10
 SEND_S = SEND_SAMPLES / CALL_RATE
+UNDERRUN_FLOOR_S = 0.04
+"""Gaps in the caller's speech shorter than this are not counted as underruns."""
+# The agent's audio arrives RECEIVE_MS at a time. LiveKit's client library hands every audio
+# frame of the process to every audio stream of the process to pick its own (and every call
+# has one), so the frame rate is paid once per call in progress: 100 ms frames cost a tenth
+# of 10 ms ones. Speech is still found 10 ms at a time, within each frame.
+RECEIVE_MS = 100
 
 
 @dataclass(frozen=True)
@@ -148,9 +160,11 @@ class _ChannelWriter:
 
 @dataclass
 class _Playback:
-    frames: deque[np.ndarray]
+    pcm: np.ndarray
     started: asyncio.Future[float]
     finished: asyncio.Future[float]
+    at: float | None = None  # when it should start (monotonic); None: as soon as it can
+    frames: deque[np.ndarray] | None = None  # cut into pushes once it starts
     underrun_s: float = 0.0  # gaps the source played inside this clip
 
 
@@ -173,14 +187,27 @@ class _Sender:
         self.channel = _ChannelWriter()
         self.frames_sent = 0
 
-    def play(self, pcm: np.ndarray) -> _Playback:
+    def play(self, pcm: np.ndarray, at: float | None = None) -> _Playback:
+        """Queue a clip: it starts after the clips before it, and not before ``at`` (to the
+        10 ms) when that is given."""
         loop = asyncio.get_running_loop()
-        pad = (-len(pcm)) % SEND_SAMPLES
-        pcm = np.concatenate([pcm, np.zeros(pad, dtype=np.int16)])
-        frames = deque(pcm.reshape(-1, SEND_SAMPLES))
-        pb = _Playback(frames, loop.create_future(), loop.create_future())
+        pb = _Playback(pcm, loop.create_future(), loop.create_future(), at)
         self._queue.append(pb)
         return pb
+
+    @staticmethod
+    def _cut(pb: _Playback, next_t: float) -> float | None:
+        """Cut a clip that may start in the push heard from ``next_t`` into pushes, silence
+        first up to its start; returns that start, or None when it starts after this push."""
+        lead = 0
+        if pb.at is not None and pb.at > next_t:
+            if pb.at >= next_t + SEND_S:
+                return None
+            lead = round((pb.at - next_t) * CALL_RATE / FRAME_SAMPLES) * FRAME_SAMPLES
+        tail = (-(lead + len(pb.pcm))) % SEND_SAMPLES
+        pcm = np.concatenate([np.zeros(lead, np.int16), pb.pcm, np.zeros(tail, np.int16)])
+        pb.frames = deque(pcm.reshape(-1, SEND_SAMPLES))
+        return next_t + lead / CALL_RATE
 
     async def run(self) -> None:
         next_t = time.monotonic()
@@ -192,10 +219,15 @@ class _Sender:
                     pb.underrun_s += now - next_t
                 next_t = now
             frame = self._silence
+            if pb is not None and pb.frames is None:
+                start = self._cut(pb, next_t)
+                if start is None:
+                    pb = None  # not yet: silence until its push
+                else:
+                    pb.started.set_result(start)
             if pb is not None:
+                assert pb.frames is not None
                 frame = pb.frames.popleft()
-                if not pb.started.done():
-                    pb.started.set_result(next_t)
             af = rtc.AudioFrame(frame.tobytes(), CALL_RATE, 1, SEND_SAMPLES)
             await self._source.capture_frame(af)
             self.channel.place(frame, self._timeline.sample(next_t))
@@ -248,16 +280,30 @@ class _AgentListener:
 
     # ---- audio
     def feed(self, pcm: np.ndarray, arrival: float) -> None:
-        dur = len(pcm) / CALL_RATE
-        self.channel.place(pcm, self.timeline.sample(arrival - dur))
-        self._last_frame = arrival
-        rms = float(np.sqrt(np.mean((pcm.astype(np.float32) / 32768.0) ** 2)))
-        if rms < AGENT_SPEECH_RMS:
+        """Audio that ended playing at ``arrival``: any number of samples, judged speech or
+        not 10 ms at a time."""
+        n = len(pcm)
+        if n == 0:
             return
-        if self.speech and arrival - dur - self.speech[-1][1] < self.hangover_s:
-            self.speech[-1][1] = arrival
-        else:
-            self.speech.append([arrival - dur, arrival])
+        start = arrival - n / CALL_RATE
+        self.channel.place(pcm, self.timeline.sample(start))
+        self._last_frame = arrival
+        blocks = -(-n // FRAME_SAMPLES)
+        x = pcm.astype(np.float32)
+        if blocks * FRAME_SAMPLES != n:  # a short last block: judged on what it holds
+            x = np.concatenate([x, np.zeros(blocks * FRAME_SAMPLES - n, np.float32)])
+        x = x.reshape(blocks, FRAME_SAMPLES)
+        power = np.einsum("ij,ij->i", x, x) / (32768.0**2)
+        sizes = np.full(blocks, FRAME_SAMPLES)
+        sizes[-1] = n - (blocks - 1) * FRAME_SAMPLES
+        loud = np.flatnonzero(power >= sizes * AGENT_SPEECH_RMS**2)
+        for i in loud.tolist():
+            on = start + i * FRAME_SAMPLES / CALL_RATE
+            off = min(arrival, on + FRAME_SAMPLES / CALL_RATE)
+            if self.speech and on - self.speech[-1][1] < self.hangover_s:
+                self.speech[-1][1] = off
+            else:
+                self.speech.append([on, off])
 
     def onset_after(self, t: float) -> float | None:
         return next((on for on, _ in self.speech if on >= t), None)
@@ -437,7 +483,9 @@ class SyntheticCaller:
         await room.local_participant.set_attributes({SIMULATOR_ATTRIBUTE: "true"})
 
     async def _receive(self, track: rtc.Track, listener: _AgentListener) -> None:
-        stream = rtc.AudioStream.from_track(track=track, sample_rate=CALL_RATE, num_channels=1)
+        stream = rtc.AudioStream.from_track(
+            track=track, sample_rate=CALL_RATE, num_channels=1, frame_size_ms=RECEIVE_MS
+        )
         try:
             async for ev in stream:
                 pcm = np.frombuffer(ev.frame.data, dtype=np.int16).copy()
@@ -517,10 +565,12 @@ class SyntheticCaller:
             if disconnected.is_set():
                 raise InfrastructureError(f"lost the connection to LiveKit at {self.url}")
             self._current_turn = turn.index
+            at = None
             if turn.barge_in_ms is not None:
                 at = await self._barge_in_point(listener, turn)
-                # audio queued now is heard one send lead later
-                await self._sleep_until(at - sender.lead_s, listener)
+                # audio queued now is heard one send lead later; the sender starts the
+                # clip on the 10 ms of ``at`` within the push it falls in
+                await self._sleep_until(at - sender.lead_s - SEND_S, listener)
             else:
                 await self._wait(
                     lambda: not listener.speaking(time.monotonic()),
@@ -536,7 +586,7 @@ class SyntheticCaller:
                 except Exception:  # a hook's bug must not cost the call its artifacts
                     log.exception("on_turn hook failed at turn %d", turn.index)
             if turn.kind == "say":
-                await self._say(sender, listener, turn)
+                await self._say(sender, listener, turn, at)
             else:
                 await self._stay_silent(listener, turn)
         await self._wait(
@@ -562,12 +612,11 @@ class SyntheticCaller:
         return onset + turn.barge_in_ms / 1000
 
     async def _sleep_until(self, at: float, listener: _AgentListener) -> None:
-        await self._wait(
-            lambda: time.monotonic() >= at,
-            max(0.0, at - time.monotonic()) + 1,
-            CallFailure("internal wait overran"),
-            listener,
-        )
+        """Until ``at`` (to the loop's timer, not to the next poll), unless the agent leaves."""
+        while (left := at - time.monotonic()) > 0:
+            if listener.left_at is not None:
+                raise await self._agent_left(listener)
+            await asyncio.sleep(min(POLL_S, left))
 
     async def _await_reply(self, listener: _AgentListener, *, after: float, turn: int) -> float:
         """Wait for the agent's reply to start; the next turn waits for it to end."""
@@ -582,9 +631,15 @@ class SyntheticCaller:
         assert onset is not None
         return onset
 
-    async def _say(self, sender: _Sender, listener: _AgentListener, turn: PlannedTurn) -> None:
+    async def _say(
+        self,
+        sender: _Sender,
+        listener: _AgentListener,
+        turn: PlannedTurn,
+        at: float | None = None,
+    ) -> None:
         assert turn.audio is not None
-        pb = sender.play(turn.audio.to_int16())
+        pb = sender.play(turn.audio.to_int16(), at)
         start = await asyncio.wait_for(pb.started, 5)
         await self._wait(
             pb.finished.done,
@@ -598,7 +653,7 @@ class SyntheticCaller:
         if turn.barge_in_ms is not None and self._barge_onset is not None:
             barge = round((speech_start - self._barge_onset) * 1000, 1)
         self._record(turn.index, "say", turn.text, speech_start, speech_end, speech_end, barge)
-        if pb.underrun_s > SEND_S:
+        if pb.underrun_s > UNDERRUN_FLOOR_S:
             self._underruns[turn.index] = round(pb.underrun_s * 1000, 1)
             log.warning(
                 "the caller's audio had %.0f ms of gaps at turn %d: this host is overloaded "

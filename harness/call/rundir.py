@@ -10,6 +10,7 @@ except ``scores.jsonl``, which concurrent calls append to one whole line set at 
         scores.jsonl                        every Score of every call (ScoreLine per line)
         report.html, perfetto.json          the report (harness.report)
         sensitivity.json, clean-baseline.json   a sensitivity run's results
+        load.json                           a load test's steps and knee (LoadFile)
         agent.log, livekit-server.log       the processes the session started
         agent.gw0.log, ...                  ... one per pytest-xdist worker
         <scenario>[.<repeat>][@<condition>]/    CallDir, one per call
@@ -42,6 +43,7 @@ __all__ = [
     "CallDir",
     "CallerFile",
     "FileNames",
+    "LoadFile",
     "RunDir",
     "RunDirError",
     "TimingsFile",
@@ -64,6 +66,7 @@ class FileNames:
     perfetto: str = "perfetto.json"
     sensitivity: str = "sensitivity.json"
     clean_baseline: str = "clean-baseline.json"
+    load: str = "load.json"
 
 
 NAMES = FileNames()
@@ -114,6 +117,31 @@ class TimingsFile(TypedDict, total=False):
     trace: dict[str, Any] | None
     host_cpu_pressure: float | None
     data_errors: list[dict[str, Any]]
+    harness: dict[str, Any] | None
+    """What the caller side cost the call and how its event loop kept time
+    (:class:`harness.call.selfload.CallerLoad`)."""
+
+
+class LoadFile(TypedDict, total=False):
+    """``load.json``: a load test (``harness load``). ``steps`` holds one object per
+    concurrency level: ``concurrency``, ``calls``, ``passed``, ``failed``, ``errors``,
+    ``duration_s``, ``latency`` (``n``, ``p50_ms``, ``p90_ms``, ``p99_ms`` of the
+    caller-measured response latency), ``gates`` (``name``, ``status``, ``value``, ``unit``,
+    ``n``, ``detail``), ``harness`` (what the caller side cost: ``caller_cpu_s``,
+    ``call_minutes``, ``cpu_per_call_minute``, ``loop_lag_p99_ms``, ``loop_busy``,
+    ``underrun_ms``, ``host_pressure``, ``rig_share``, ...), ``harness_limited`` (why the rig
+    was the bottleneck; empty when it was not) and ``call_dirs``. ``knee`` is the first step
+    that broke (``concurrency``, ``reasons``, ``harness_limited``, ``held``, ``blame``) or
+    None. The schema's owner is :mod:`harness.load`."""
+
+    format: str
+    config: dict[str, Any]
+    scenarios: list[str]
+    steps: list[dict[str, Any]]
+    knee: dict[str, Any] | None
+    knee_line: str
+    cost: dict[str, Any]
+    wall_time_s: float
 
 
 def call_dir_name(scenario_id: str, repeat: int) -> str:
@@ -247,6 +275,37 @@ class RunDir:
     @property
     def clean_baseline(self) -> Path:
         return self.path / NAMES.clean_baseline
+
+    @property
+    def load(self) -> Path:
+        return self.path / NAMES.load
+
+    def write_load(self, doc: LoadFile) -> Path:
+        return atomic_write(self.load, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+
+    def read_load(self) -> LoadFile | None:
+        """The load test's file; None when the run was not a load test."""
+        if not self.load.is_file():
+            return None
+        doc = _read_json(self.load)
+        if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
+            raise RunDirError("expected a JSON object with a list of steps", file=self.load)
+        return doc  # type: ignore[return-value]
+
+    def walk_calls(self) -> list[CallDir]:
+        """Every call under the run, however deep (a sensitivity run keeps its calls under
+        one directory per fault), by path."""
+        if CallDir(self.path).is_call():
+            return [CallDir(self.path)]
+        if not self.path.is_dir():
+            return []
+        found = {
+            f.parent
+            for name in _CALL_MARKERS
+            for f in self.path.rglob(name)
+            if f.is_file() and f.parent != self.path
+        }
+        return [CallDir(d) for d in sorted(found)]
 
     def log(self, name: str, worker: str | None = None) -> Path:
         """Where a process the session starts writes its log: ``<name>.log``, or

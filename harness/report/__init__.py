@@ -93,11 +93,13 @@ def build_run(
     scenarios: Iterable[Any] = (),
     sweep: Sequence[Any] | None = None,
     title: str | None = None,
+    load: Any = None,
 ) -> RunView:
     """What the report of ``source`` shows. ``store`` and ``verdicts`` are the run's own
     when the caller has them (a pytest session, ``harness run``); otherwise the scores are
     read from the run directory and the gates (``gates``, else the project's) applied to
-    them. ``calls``: only these call directories (a monitor cycle's)."""
+    them. ``calls``: only these call directories (a monitor cycle's). ``load``: a load
+    test's file (read from the run directory when it holds one)."""
     from harness.report.incident import lookup_incident
     from harness.report.model import RunView, load_calls
 
@@ -124,6 +126,13 @@ def build_run(
         verdicts = evaluate_gates(gates, store, baseline)
     if gates is None:
         gates = [v.gate for v in verdicts]
+    if load is None and src.is_dir():
+        from harness.call.rundir import RunDirError
+
+        try:
+            load = RunDir.of(src).read_load()
+        except RunDirError as exc:
+            notes.append(f"the load test's results could not be read: {exc}")
     return RunView(
         title=title or (src.name if src.is_dir() else src.stem),
         source=src,
@@ -133,6 +142,7 @@ def build_run(
         gates=gates,
         sweep=list(sweep) if sweep is not None else _sweep_rows(views),
         notes=notes,
+        load=load,
     )
 
 

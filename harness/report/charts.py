@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.report.html import Markup, el, join
 
-__all__ = ["gate_chart", "sweep_chart"]
+__all__ = ["gate_chart", "load_chart", "sweep_chart"]
 
 W, H = 260, 96
 PAD_L, PAD_R, PAD_T, PAD_B = 30, 8, 8, 22
@@ -226,4 +226,152 @@ def sweep_chart(rows: Sequence[Any]) -> Markup:
         role="img",
         aria_label="WER and task completion by condition (the table above has the figures)",
         class_="chart",
+    )
+
+
+_LOAD_SERIES = (
+    # (key in a step's latency, label, css class, marker)
+    ("p50_ms", "p50", "lat-p50", "circle"),
+    ("p90_ms", "p90", "lat-p90", "square"),
+    ("p99_ms", "p99", "lat-p99", "triangle"),
+)
+
+
+def _marker(kind: str, cx: float, cy: float, cls: str, tip: str) -> Markup:
+    if kind == "circle":
+        return el("circle", el("title", tip), cx=cx, cy=cy, r=3.5, class_=cls)
+    if kind == "square":
+        return el("rect", el("title", tip), x=cx - 3.5, y=cy - 3.5, width=7, height=7, class_=cls)
+    pts = f"{cx:.1f},{cy - 4.5:.1f} {cx - 4.5:.1f},{cy + 3.5:.1f} {cx + 4.5:.1f},{cy + 3.5:.1f}"
+    return el("polygon", el("title", tip), points=pts, class_=cls)
+
+
+def load_chart(steps: Sequence[Any], knee: Any, factor: float) -> Markup:
+    """A load test: per concurrency level, the p50, p90 and p99 response latency (solid,
+    dashed and dotted lines with circle, square and triangle markers), the knee's limit
+    (``factor`` times step 1's p90, dashed), the knee (a solid line), and steps where the
+    harness was the bottleneck (hatched). ``steps`` are the ``steps`` of a load file,
+    ``knee`` its ``knee`` (or None)."""
+    if not steps:
+        return Markup("")
+    width = max(W * 2, PAD_L + 24 + len(steps) * 70 + PAD_R)
+    height = 200
+    left, top, bottom = PAD_L + 24, PAD_T + 6, height - 44
+    values = [
+        v
+        for s in steps
+        for key, *_ in _LOAD_SERIES
+        if isinstance(v := (s.get("latency") or {}).get(key), (int, float)) and math.isfinite(v)
+    ]
+    first = (steps[0].get("latency") or {}).get("p90_ms")
+    limit = factor * first if isinstance(first, (int, float)) and first > 0 else None
+    top_v = max([*values, limit or 0.0, 1.0]) * 1.08
+
+    def x(i: int) -> float:
+        span = width - PAD_R - 20 - left
+        return left + 20 + (span * i / (len(steps) - 1) if len(steps) > 1 else span / 2)
+
+    def y(v: float) -> float:
+        return top + (1 - v / top_v) * (bottom - top)
+
+    unit = "ms"
+    parts: list[Any] = [
+        el("title", "Load test: response latency by concurrency"),
+        el(
+            "desc",
+            "; ".join(
+                f"{s.get('concurrency')} concurrent: "
+                + ", ".join(
+                    f"{label} {_fmt(v, unit)}"
+                    for key, label, *_ in _LOAD_SERIES
+                    if isinstance(v := (s.get("latency") or {}).get(key), (int, float))
+                )
+                + (" (harness-limited)" if s.get("harness_limited") else "")
+                for s in steps
+            )
+            + (f"; knee at {knee.get('concurrency')}" if knee else "; no knee"),
+        ),
+        el(
+            "defs",
+            Markup(
+                '<pattern id="rig-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+                'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" '
+                'class="rig-hatch-line"/></pattern>'
+            ),
+        ),
+    ]
+    for i, s in enumerate(steps):
+        if s.get("harness_limited"):
+            half = (x(1) - x(0)) / 2 if len(steps) > 1 else 30
+            parts.append(
+                el(
+                    "rect",
+                    el("title", f"{s.get('concurrency')} concurrent: harness-limited"),
+                    x=x(i) - half,
+                    y=top,
+                    width=2 * half,
+                    height=bottom - top,
+                    class_="rig-limited",
+                )
+            )
+            parts.append(el("text", "rig", x=x(i), y=top + 10, class_="lbl mid"))
+    parts += [
+        el("line", x1=left, y1=y(0), x2=width - PAD_R, y2=y(0), class_="axis"),
+        el("line", x1=left, y1=y(0), x2=left, y2=top, class_="axis"),
+        el("text", "0", x=left - 4, y=y(0) + 3, class_="lbl end"),
+        el("text", _fmt(top_v / 1.08, unit), x=left - 4, y=y(top_v / 1.08) + 3, class_="lbl end"),
+        el("text", "concurrent calls", x=(left + width) / 2, y=height - 22, class_="lbl mid"),
+    ]
+    for i, s in enumerate(steps):
+        parts.append(el("text", str(s.get("concurrency")), x=x(i), y=y(0) + 12, class_="lbl mid"))
+    if limit is not None:
+        parts.append(
+            el("line", x1=left, y1=y(limit), x2=width - PAD_R, y2=y(limit), class_="thr warn")
+        )
+        parts.append(
+            el(
+                "text",
+                f"{factor:g}x step 1 p90",
+                x=width - PAD_R,
+                y=y(limit) - 3,
+                class_="lbl end warn",
+            )
+        )
+    for key, label, cls, marker in _LOAD_SERIES:
+        pts = [
+            (x(i), y(v), s.get("concurrency"), v)
+            for i, s in enumerate(steps)
+            if isinstance(v := (s.get("latency") or {}).get(key), (int, float)) and math.isfinite(v)
+        ]
+        if len(pts) > 1:
+            parts.append(
+                el("polyline", points=" ".join(f"{a:.1f},{b:.1f}" for a, b, *_ in pts), class_=cls)
+            )
+        for a, b, n, v in pts:
+            parts.append(_marker(marker, a, b, cls, f"{n} concurrent: {label} {_fmt(v, unit)}"))
+    if knee:
+        idx = next(
+            (i for i, s in enumerate(steps) if s.get("concurrency") == knee.get("concurrency")),
+            None,
+        )
+        if idx is not None:
+            blame = " (harness)" if knee.get("blame") == "harness" else ""
+            parts.append(el("line", x1=x(idx), y1=y(0), x2=x(idx), y2=top, class_="thr fail"))
+            parts.append(el("text", f"knee{blame}", x=x(idx) + 3, y=top + 22, class_="lbl fail"))
+    lx = left
+    for _, label, cls, marker in _LOAD_SERIES:
+        parts.append(el("line", x1=lx, y1=height - 8, x2=lx + 18, y2=height - 8, class_=cls))
+        parts.append(_marker(marker, lx + 9, height - 8, cls, label))
+        parts.append(el("text", label, x=lx + 22, y=height - 5, class_="lbl"))
+        lx += 60
+    return el(
+        "svg",
+        join(parts),
+        viewBox=f"0 0 {width} {height}",
+        width=width,
+        height=height,
+        role="img",
+        aria_label="Response latency p50, p90 and p99 by concurrency, with the knee (the table "
+        "above has the figures)",
+        class_="chart load-chart",
     )

@@ -147,6 +147,8 @@ class RunView:
     gates: Any = None
     sweep: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    load: Mapping[str, Any] | None = None
+    """A load test's file (:class:`harness.call.rundir.LoadFile`), when the run was one."""
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from harness.report.charts import gate_chart, sweep_chart
+from harness.report.charts import gate_chart, load_chart, sweep_chart
 from harness.report.html import Markup, el, join
 from harness.report.model import CallView, RunView
 from harness.report.timeline import Bar, Timeline, TurnRow, timeline
@@ -229,6 +229,122 @@ def _sweep(run: RunView) -> Markup:
         ),
         sweep_chart(run.sweep),
         id="sweep",
+    )
+
+
+def _load(run: RunView) -> Markup:
+    """A load test: per concurrency level its calls, latency, gates and what the harness
+    cost, the knee, and the chart."""
+    doc = run.load
+    if not doc:
+        return Markup("")
+    steps = [s for s in doc.get("steps") or [] if isinstance(s, dict)]
+    knee = doc.get("knee") if isinstance(doc.get("knee"), dict) else None
+    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    factor = config.get("knee_factor", 2.0)
+    factor = float(factor) if isinstance(factor, (int, float)) else 2.0
+
+    def num(v: Any, fmt: str, scale: float = 1.0) -> str:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return fmt.format(v * scale) if ok else "-"
+
+    first = (steps[0].get("latency") or {}).get("p90_ms") if steps else None
+    limit = factor * first if isinstance(first, (int, float)) and first > 0 else None
+    rows = []
+    for s in steps:
+        lat = s.get("latency") or {}
+        cost = s.get("harness") or {}
+        p90 = lat.get("p90_ms")
+        grew = limit is not None and isinstance(p90, (int, float)) and p90 > limit
+        failed = [
+            g.get("name", "")
+            for g in s.get("gates") or []
+            if g.get("status") in ("fail", "data_error")
+        ]
+        limited = s.get("harness_limited") or []
+        is_knee = knee is not None and knee.get("concurrency") == s.get("concurrency")
+        breaks = bool(failed) or grew or bool(s.get("errors"))
+        verdict = "KNEE" if is_knee else ("breaks" if breaks else "holds")
+        status = "fail" if is_knee or breaks else "pass"
+        rows.append(
+            el(
+                "tr",
+                el("th", str(s.get("concurrency")), scope="row"),
+                el("td", str(s.get("calls", 0)), class_="num"),
+                el(
+                    "td",
+                    f"{s.get('passed', 0)} / {s.get('failed', 0)} / {s.get('errors', 0)}",
+                    class_="num",
+                ),
+                el("td", _ms(lat.get("p50_ms")), class_="num"),
+                el("td", _ms(lat.get("p90_ms")), class_="num"),
+                el("td", _ms(lat.get("p99_ms")), class_="num"),
+                el("td", ", ".join(failed) or "-"),
+                el("td", num(cost.get("cpu_per_call_minute"), "{:.2f}"), class_="num"),
+                el("td", num(cost.get("loop_lag_p99_ms"), "{:.0f} ms"), class_="num"),
+                el("td", num(cost.get("underrun_ms"), "{:.0f} ms"), class_="num"),
+                el("td", num(cost.get("host_pressure"), "{:.0f} %", 100), class_="num"),
+                el(
+                    "td",
+                    el("span", verdict, class_=f"verdict v-{status}"),
+                    el("div", "harness-limited: " + "; ".join(limited), class_="reason")
+                    if limited
+                    else None,
+                    *[
+                        el("div", "timing: " + str(t), class_="reason")
+                        for t in s.get("timing") or []
+                    ],
+                ),
+                class_=f"row-{status}",
+            )
+        )
+    head = el(
+        "tr",
+        *(
+            el("th", h, scope="col")
+            for h in (
+                "concurrent calls",
+                "calls",
+                "pass / fail / error",
+                "p50",
+                "p90",
+                "p99",
+                "gates failed",
+                "caller CPU s per call-minute",
+                "loop lag p99",
+                "underruns",
+                "host CPU pressure",
+                "step",
+            )
+        ),
+    )
+    cost = doc.get("cost") if isinstance(doc.get("cost"), dict) else {}
+    per_min = cost.get("cpu_per_call_minute")
+    cost_text = (
+        f"The caller side spent {per_min:.2f} CPU seconds per call-minute "
+        f"({60 / per_min:.0f} real-time calls per core)."
+        if isinstance(per_min, (int, float)) and per_min > 0
+        else ""
+    )
+    return el(
+        "section",
+        el("h2", "Load test"),
+        el("p", str(doc.get("knee_line") or ""), class_="knee"),
+        el(
+            "table",
+            el(
+                "caption",
+                "Per concurrency level: response latency measured by the caller, gates over "
+                "the step's calls, and what the harness itself cost (a step where the rig was "
+                "the bottleneck is marked harness-limited)",
+            ),
+            el("thead", head),
+            el("tbody", rows),
+            class_="load",
+        ),
+        load_chart(steps, knee, factor),
+        el("p", cost_text, class_="meta") if cost_text else None,
+        id="load",
     )
 
 
@@ -835,6 +951,7 @@ def render_page(run: RunView, base: Path) -> str:
             el("li", el("a", "calls", href="#calls")),
             el("li", el("a", "gates", href="#gates")),
             el("li", el("a", "sweep", href="#sweep")) if run.sweep else None,
+            el("li", el("a", "load test", href="#load")) if run.load else None,
             *[el("li", el("a", c.name, href=f"#{c.anchor}")) for c in run.calls[:40]],
         ),
         aria_label="Sections",
@@ -849,6 +966,7 @@ def render_page(run: RunView, base: Path) -> str:
         ),
         el(
             "main",
+            _load(run),
             el(
                 "section",
                 el("h2", "Calls"),

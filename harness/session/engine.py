@@ -17,7 +17,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from pathlib import Path
@@ -32,7 +32,18 @@ from harness.call.expectations import (
     tool_calls_of,
 )
 from harness.call.hostload import OVERLOADED, PressureMeter
+from harness.call.rundir import (
+    CALLER_FORMAT,
+    CallDir,
+    CallerFile,
+    RunDir,
+    TimingsFile,
+    TranscriptFile,
+    call_dir_name,
+)
+from harness.call.selfload import CallerLoad, SelfMeter
 from harness.core.errors import CallFailure, HarnessError, InfrastructureError
+from harness.core.loop import LoopThread
 from harness.gates.scoring import SessionScores, expected_end_state, score_instance
 from harness.livekit import LocalServer, RoomService, ServerInfo, new_conversation_id
 from harness.livekit.rooms import CallRoom
@@ -74,6 +85,9 @@ class CallOutcome:
     """Share of the call in which some task on the host waited for a CPU (Linux PSI)."""
     data_errors: tuple[DataError, ...] = ()
     """What the call's Instance quarantined as impossible (:mod:`harness.trace.validate`)."""
+    harness_load: CallerLoad | None = None
+    """What the caller side cost this call and how its event loop kept time
+    (:mod:`harness.call.selfload`)."""
 
     @property
     def verdict(self) -> Verdict:
@@ -117,6 +131,11 @@ FIRST_SPAN_WAIT_EXTERNAL_S = 6.0
 """... and from an agent started by someone else, whose batch processor may keep the
 OpenTelemetry default of 5 s."""
 SERVICE_NAME_DEFAULT = "livekit-agent"
+WORKFLOW_WAIT_S = 10.0
+"""How long a call waits for the after-call workflow its deployment has shown, when its
+scenario expects no after-call step of its own."""
+WORKFLOW_SETTLE_S = 1.0
+"""After the workflow's root arrived, how long more spans (a second run) may take."""
 
 
 def otel_env(
@@ -165,31 +184,6 @@ def _service_name(agent_cmd: str | None) -> str | None:
     return service_name_for(parts)
 
 
-def call_dir_name(scenario_id: str, repeat: int) -> str:
-    return scenario_id if repeat == 1 else f"{scenario_id}.{repeat}"
-
-
-class _LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="harness-calls", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return self.submit(coro).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-
-
 class CallSession:
     """Use as a context manager; ``submit()`` schedules a call and returns a future."""
 
@@ -206,7 +200,7 @@ class CallSession:
         self.config = config
         self._progress = on_progress or (lambda msg: log.info(msg))
         self._on_turn = on_turn
-        self._loop: _LoopThread | None = None
+        self._loop: LoopThread | None = None
         self._server: LocalServer | None = None
         self.server: ServerInfo | None = None
         self.agent: AgentProcess | None = None
@@ -217,15 +211,21 @@ class CallSession:
         self._plan_lock = threading.Lock()
         self._export: ExportSetup | None = None
         self._traced_calls = 0
+        self._workflow_seen = False
+        self._actions_seen = False
         self.trace_report: SessionTraceReport | None = None
         """Spans that became no call's trace; set when the session closes."""
+        self.meter = SelfMeter()
+        """The caller side's CPU and the calls' loop lag, per call."""
+        self._meter_task: concurrent.futures.Future[None] | None = None
 
     # ---- lifecycle
     def start(self) -> CallSession:
         cfg = self.config
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        self._loop = _LoopThread()
+        self._loop = LoopThread("harness-calls")
         self._sem = self._loop.run(self._make_semaphore(cfg.concurrency))
+        self._meter_task = self._loop.submit(self.meter.run())
         try:
             remote = remote_from_env(cfg.livekit_url)
             if remote is None:
@@ -315,6 +315,11 @@ class CallSession:
                 with contextlib.suppress(Exception):
                     self._loop.run(self.collector.stop(), timeout=10)
                 self.collector = None
+            if self._meter_task is not None:
+                self._meter_task.cancel()
+                with contextlib.suppress(Exception):
+                    self._loop.run(asyncio.sleep(0), timeout=5)  # let the probe end
+                self._meter_task = None
             self._loop.stop()
             self._loop = None
         if self._server is not None:
@@ -380,11 +385,14 @@ class CallSession:
     ) -> CallOutcome:
         assert self.server is not None
         cfg = self.config
-        out_dir = cfg.run_dir / call_dir_name(label or scenario.id, repeat)
+        call_dir = RunDir(cfg.run_dir).call(call_dir_name(label or scenario.id, repeat))
+        out_dir = call_dir.path
         out_dir.mkdir(parents=True, exist_ok=True)
         cid = new_conversation_id()
         t0 = time.monotonic()
         pressure = PressureMeter().start()
+        metered = self.meter.begin()
+        harness_load: CallerLoad | None = None
         result: CallResult | None = None
         try:
             plan = await asyncio.to_thread(self.plan_for, scenario, conditions)
@@ -406,7 +414,7 @@ class CallSession:
                         plan,
                         conversation_id=cid,
                         room_name=room.name,
-                        recording_path=out_dir / "recording.wav",
+                        recording_path=call_dir.recording,
                         identity=f"caller-{cid}",
                         on_turn=(
                             functools.partial(self._on_turn, label or scenario.id, repeat)
@@ -417,15 +425,26 @@ class CallSession:
                     self._progress(f"calling {scenario.id} #{repeat} ({cid})")
                     result = await caller.run()
                 finally:
+                    # the caller's own share ends as it hangs up: collecting and scoring the
+                    # call are not the caller's work
+                    harness_load = self.meter.end(metered)
                     await rooms.close_call(room)
-            instance = await self._collect(cid, plan, result, room)
+            workflow = self.expects_workflow(plan)
+            instance = await self._collect(cid, plan, result, room, workflow)
             traced = instance if instance.spans else None
+            self._actions_seen = self._actions_seen or bool(instance.actions)
             caller = {
                 **result.to_json(),
                 "expected_end_state": expected_end_state(plan),
                 "plan": plan_record(plan),
+                "workflow_expected": workflow,
+                # the deployment records its actions (action.* spans): a confirmation
+                # without one is unbacked; an agent that records none is not judged
+                "actions_expected": self._actions_seen,
             }
-            instance = dc_replace(instance.with_caller(caller, "recording.wav"), source=out_dir)
+            instance = dc_replace(
+                instance.with_caller(caller, call_dir.recording_name), source=out_dir
+            )
             await asyncio.to_thread(save_instance, instance, out_dir)
             scores = tuple(await asyncio.to_thread(score_instance, instance, plan))
             self.scores.record(
@@ -460,12 +479,21 @@ class CallSession:
                 trace=TraceHealth.of(instance),
                 host_cpu_pressure=cpu_pressure,
                 data_errors=instance.data_errors,
+                harness_load=harness_load,
             )
         except HarnessError as exc:
             if result is not None:  # keep what the caller measured
-                _save_caller_only(result, out_dir)
+                _save_caller_only(result, call_dir, exc)
             outcome = CallOutcome(
-                scenario.id, repeat, cid, out_dir, time.monotonic() - t0, result, error=exc
+                scenario.id,
+                repeat,
+                cid,
+                out_dir,
+                time.monotonic() - t0,
+                result,
+                error=exc,
+                host_cpu_pressure=pressure.share(),
+                harness_load=harness_load or self.meter.end(metered),
             )
         except Exception as exc:  # a harness bug: keep the call's data, report as an error
             log.exception("call %s crashed", cid)
@@ -477,13 +505,29 @@ class CallSession:
                 time.monotonic() - t0,
                 result,
                 error=InfrastructureError(f"harness crashed: {type(exc).__name__}: {exc}"),
+                harness_load=harness_load or self.meter.end(metered),
             )
         write_artifacts(outcome)
         self._progress(f"{scenario.id} #{repeat}: {outcome.verdict} in {outcome.duration_s:.1f}s")
         return outcome
 
+    def expects_workflow(self, plan: CallPlan) -> bool:
+        """Whether this call must have an after-call workflow: its scenario expects an
+        after-call step, the session says so (``expect_workflow``), or (when that is None)
+        an earlier call of the session showed the deployment has one."""
+        if plan.workflow_timeout_s:
+            return True
+        if self.config.expect_workflow is not None:
+            return self.config.expect_workflow
+        return self._workflow_seen
+
     async def _collect(
-        self, cid: str, plan: CallPlan, result: CallResult, room: CallRoom
+        self,
+        cid: str,
+        plan: CallPlan,
+        result: CallResult,
+        room: CallRoom,
+        workflow: bool = False,
     ) -> Instance:
         """The call's Instance from the collector. One that is empty or incomplete is
         returned as such, with the reason and the fix: a finding, never "complete"."""
@@ -508,21 +552,38 @@ class CallSession:
             )
             return Instance(cid).marked_incomplete(reason)
         self._traced_calls += 1
-        workflow_s = plan.workflow_timeout_s
+        workflow_s = plan.workflow_timeout_s or (WORKFLOW_WAIT_S if workflow else None)
         layers = ("conversational", "workflow") if workflow_s else ("conversational",)
         timeout = workflow_s if workflow_s else self.config.trace_settle_s + 10
         if result.error is not None:  # the call already failed: take what has arrived
             timeout = min(timeout, self.config.trace_settle_s)
         inst = await collector.instance_ready(cid, timeout, require_layers=layers)
+        if workflow_s and inst.complete:
+            # a second after-call run (a job queued twice) comes right after the first
+            await asyncio.sleep(WORKFLOW_SETTLE_S)
+            later = collector.instance(cid)
+            if len(later.spans) > len(inst.spans) and later.complete:
+                inst = later
+        if inst.layers.get(c.LAYER_WORKFLOW):
+            self._workflow_seen = True
         if not inst.complete and not inst.layer_finished(c.LAYER_CONVERSATIONAL):
             inst = inst.marked_incomplete(f"{inst.incomplete_reason}: {no_root_reason(inst)}")
         return inst
 
 
-def _save_caller_only(result: CallResult, out_dir: Path) -> None:
-    tmp = out_dir / "caller.json.part"
-    tmp.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    os.replace(tmp, out_dir / "caller.json")
+def _save_caller_only(result: CallResult, call: CallDir, error: HarnessError) -> None:
+    """A call that failed before its trace was collected keeps what the caller measured,
+    in the one caller file schema."""
+    call.write_caller(
+        CallerFile(
+            format=CALLER_FORMAT,
+            conversation_id=result.conversation_id,
+            recording=call.recording_name if call.recording.is_file() else None,
+            complete=False,
+            incomplete_reason=f"the call failed before its trace was collected: {error}",
+            caller=result.to_json(),
+        )
+    )
 
 
 def save_instance(instance: Any, out_dir: Path) -> None:
@@ -541,40 +602,43 @@ def plan_record(plan: CallPlan) -> list[dict[str, Any]]:
 
 
 def write_artifacts(outcome: CallOutcome) -> None:
-    """transcript.json and timings.json next to recording.wav, written atomically."""
-    d = outcome.artifacts
-    d.mkdir(parents=True, exist_ok=True)
+    """The call's transcript and timings files, next to its recording (timings last: a
+    call with a verdict there has all its files)."""
+    call = CallDir(outcome.artifacts)
     res = outcome.result
     turns = res.turns if res else ()
-    transcript = {
-        "conversation_id": outcome.conversation_id,
-        "scenario_id": outcome.scenario_id,
-        "turns": [
-            {
-                "index": t.index,
-                "kind": t.kind,
-                "caller": t.text,
-                "agent_heard": t.agent_heard,
-                "agent_said": t.agent_said,
-            }
-            for t in turns
-        ],
-    }
-    timings = {
-        "conversation_id": outcome.conversation_id,
-        "verdict": outcome.verdict,
-        "duration_s": round(outcome.duration_s, 3),
-        "error": str(outcome.error) if outcome.error else None,
-        "failures": list(outcome.failures),
-        "call": res.to_json() if res else None,
-        "trace": outcome.trace.to_dict() if outcome.trace else None,
-        "host_cpu_pressure": outcome.host_cpu_pressure,
-        "data_errors": [e.to_dict() for e in outcome.data_errors],
-    }
-    for name, data in (("transcript.json", transcript), ("timings.json", timings)):
-        tmp = d / (name + ".part")
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        os.replace(tmp, d / name)
+    transcript = TranscriptFile(
+        {
+            "conversation_id": outcome.conversation_id,
+            "scenario_id": outcome.scenario_id,
+            "turns": [
+                {
+                    "index": t.index,
+                    "kind": t.kind,
+                    "caller": t.text,
+                    "agent_heard": t.agent_heard,
+                    "agent_said": t.agent_said,
+                }
+                for t in turns
+            ],
+        }
+    )
+    timings = TimingsFile(
+        {
+            "conversation_id": outcome.conversation_id,
+            "verdict": outcome.verdict,
+            "duration_s": round(outcome.duration_s, 3),
+            "error": str(outcome.error) if outcome.error else None,
+            "failures": list(outcome.failures),
+            "call": res.to_json() if res else None,
+            "trace": outcome.trace.to_dict() if outcome.trace else None,
+            "host_cpu_pressure": outcome.host_cpu_pressure,
+            "data_errors": [e.to_dict() for e in outcome.data_errors],
+            "harness": outcome.harness_load.to_dict() if outcome.harness_load else None,
+        }
+    )
+    call.write_transcript(transcript)
+    call.write_timings(timings)
 
 
 def session_failure(outcome: CallOutcome) -> HarnessError | None:

@@ -23,6 +23,7 @@ RUN_DIR_FILES = (
     "perfetto.json",
     "sensitivity.json",
     "clean-baseline.json",
+    "load.json",
 )
 
 
