@@ -118,6 +118,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         print(f"clean run as a baseline: {out.baseline_path}")
     if out.junit_path is not None:
         print(f"junit: {out.junit_path}")
+    print(out.report)
     return 0 if out.result.passed else 1
 
 

@@ -292,6 +292,16 @@ class RunDir:
             raise RunDirError("expected a JSON object with a list of steps", file=self.load)
         return doc  # type: ignore[return-value]
 
+    def read_sensitivity(self) -> dict[str, Any] | None:
+        """A sensitivity run's results (schema in :mod:`harness.sensitivity.report`); None
+        when the run was not one."""
+        if not self.sensitivity.is_file():
+            return None
+        doc = _read_json(self.sensitivity)
+        if not isinstance(doc, dict) or not isinstance(doc.get("faults"), list):
+            raise RunDirError("expected a JSON object with a list of faults", file=self.sensitivity)
+        return doc
+
     def walk_calls(self) -> list[CallDir]:
         """Every call under the run, however deep (a sensitivity run keeps its calls under
         one directory per fault), by path."""

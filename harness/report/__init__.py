@@ -82,6 +82,35 @@ def _sweep_rows(calls: Sequence[CallView]) -> list[Any]:
     return rows
 
 
+def _sensitivity_of(src: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    if not src.is_dir():
+        return None, []
+    from harness.call.rundir import RunDirError
+
+    try:
+        return RunDir.of(src).read_sensitivity(), []
+    except RunDirError as exc:
+        return None, [f"the sensitivity results could not be read: {exc}"]
+
+
+def _alarm_calls(src: Path, doc: Any) -> list[str]:
+    """The call directories of a sensitivity run that raised its alarms: what caught each
+    fault, and the clean run's false alarms (``<run>/<fault>/<scenario>``, wherever the run
+    directory has been moved since)."""
+    out = []
+    for run in [doc.get("clean"), *(doc.get("faults") or [])]:
+        if not isinstance(run, dict):
+            continue
+        calls = [c for c in run.get("calls") or [] if isinstance(c, dict)]
+        alarms = [run.get("caught_by")] if run.get("layer") else run.get("alarms") or []
+        for alarm in alarms:
+            k = alarm.get("call") if isinstance(alarm, dict) else None
+            if isinstance(k, int) and 0 < k <= len(calls) and calls[k - 1].get("artifacts"):
+                where = Path(str(calls[k - 1]["artifacts"]))
+                out.append(str(src / where.parent.name / where.name))
+    return out
+
+
 def build_run(
     source: str | os.PathLike[str],
     *,
@@ -104,7 +133,14 @@ def build_run(
     from harness.report.model import RunView, load_calls
 
     src = Path(source)
+    sensitivity, why = _sensitivity_of(src)
+    if sensitivity is not None:
+        # the faults' runs: each is judged alone (its verdicts are in the sensitivity
+        # section), and the calls shown are those that raised an alarm
+        verdicts = [] if verdicts is None else verdicts
+        calls = _alarm_calls(src, sensitivity) if calls is None else calls
     views, notes = load_calls(src, only=[Path(c) for c in calls] if calls is not None else None)
+    notes.extend(why)
     by_id = {s.id: s for s in scenarios}
     for call in views:
         call.incident = lookup_incident(call.scenario, by_id)
@@ -143,6 +179,7 @@ def build_run(
         sweep=list(sweep) if sweep is not None else _sweep_rows(views),
         notes=notes,
         load=load,
+        sensitivity=sensitivity,
     )
 
 

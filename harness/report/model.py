@@ -149,6 +149,8 @@ class RunView:
     notes: list[str] = field(default_factory=list)
     load: Mapping[str, Any] | None = None
     """A load test's file (:class:`harness.call.rundir.LoadFile`), when the run was one."""
+    sensitivity: Mapping[str, Any] | None = None
+    """A sensitivity run's results (``sensitivity.json``), when the run was one."""
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -248,6 +250,9 @@ def load_calls(
     else:
         run = RunDir.of(source)
         dirs = [c.path for c in RunDir(source).calls()]
+        nested = not dirs  # a sensitivity run: <run>/<fault>/<scenario>/
+        if nested:
+            dirs = [c.path for c in RunDir(source).walk_calls()]
         if not dirs:
             raise ScenarioError(
                 "no calls here: a run directory holds one directory per call, each with its "
@@ -257,12 +262,19 @@ def load_calls(
         if only is not None:
             wanted = {Path(p).resolve() for p in only}
             dirs = [d for d in dirs if d.resolve() in wanted]
-        scores, bad = read_run_scores(run.path)
-        if bad:
-            notes.append(f"{bad} records of {run.scores} could not be read: skipped")
+        per_run: dict[Path, Mapping[str, list[Score]]] = {}
+        for d in dirs:
+            owner = d.parent  # the session that placed the call stored its scores
+            if owner in per_run:
+                continue
+            per_run[owner], bad = read_run_scores(owner)
+            if bad:
+                notes.append(f"{bad} records of {RunDir(owner).scores} could not be read: skipped")
         for d in dirs:
             try:
-                call = _call_from_dir(d, scores)
+                call = _call_from_dir(d, per_run[d.parent])
+                if nested:  # one name per call across the faults' runs: llm_ttft/booking
+                    call.name = d.relative_to(run.path).as_posix()
                 _score_if_missing(call)
             except (HarnessError, OSError, ValueError) as exc:
                 notes.append(f"call {d.name} left out: {exc}")

@@ -351,6 +351,89 @@ def _load(run: RunView) -> Markup:
 # --- one call ---------------------------------------------------------------------------------
 
 
+_SENSITIVITY_RESULT = {
+    "caught": ("CAUGHT", "pass"),
+    "missed": ("MISSED", "fail"),
+    "error": ("ERROR", "fail"),
+    "clean": ("NO ALARM", "pass"),
+    "false_alarm": ("FALSE ALARM", "fail"),
+}
+
+
+def _sensitivity(run: RunView) -> Markup:
+    """A sensitivity run: per fault whether the suite caught it, by what and after how many
+    calls, the clean run's false alarms, and the score; each catch links to its call."""
+    doc = run.sensitivity
+    if not doc:
+        return Markup("")
+    by_name = {c.name: c for c in run.calls}  # <fault>/<scenario>, as the report names them
+    runs = [r for r in [doc.get("clean"), *(doc.get("faults") or [])] if isinstance(r, dict)]
+    rows = []
+    for r in runs:
+        label, status = _SENSITIVITY_RESULT.get(str(r.get("status")), ("?", "fail"))
+        alarm = r.get("caught_by") if isinstance(r.get("caught_by"), dict) else None
+        alarms = [a for a in r.get("alarms") or [] if isinstance(a, dict)]
+        shown = [alarm] if alarm else alarms if r.get("layer") is None else []
+        evidence = []
+        calls = [c for c in r.get("calls") or [] if isinstance(c, dict)]
+        for a in shown:
+            text = f"{a.get('kind')} {a.get('name')}: {a.get('detail')}"
+            k = a.get("call")
+            call = calls[k - 1] if isinstance(k, int) and 0 < k <= len(calls) else None
+            where = Path(str(call.get("artifacts"))) if call else None
+            view = by_name.get(f"{where.parent.name}/{where.name}") if where else None
+            link = el("a", f"call {k}", href=f"#{view.anchor}") if view is not None else None
+            more = (" (", link, ")") if link is not None else ()
+            evidence.append(el("div", text, *more, class_="reason"))
+        rows.append(
+            el(
+                "tr",
+                el("th", str(r.get("name") or "clean"), scope="row"),
+                el("td", str(r.get("layer") or "-")),
+                el(
+                    "td",
+                    str(r.get("injected") or "-"),
+                    el("div", str(r.get("description") or ""), class_="reason"),
+                ),
+                el("td", el("span", label, class_=f"verdict v-{status}"), *evidence),
+                el("td", str(r.get("calls_to_catch") or len(calls)), class_="num"),
+                class_=f"row-{status}",
+            )
+        )
+    score = doc.get("score") if isinstance(doc.get("score"), dict) else {}
+    clean = doc.get("clean") if isinstance(doc.get("clean"), dict) else {}
+    false_alarms = len(clean.get("alarms") or [])
+    wall = doc.get("wall_time_s")
+    summary = (
+        f"Score: {score.get('caught', 0)}/{score.get('total', 0)} faults caught; the clean "
+        f"run raised {false_alarms} false alarm{'s' if false_alarms != 1 else ''}"
+        + (f"; {wall / 60:.1f} min" if isinstance(wall, (int, float)) else "")
+        + "."
+    )
+    head = el(
+        "tr",
+        *(el("th", h, scope="col") for h in ("fault", "layer", "injected", "result", "calls")),
+    )
+    return el(
+        "section",
+        el("h2", "Sensitivity"),
+        el("p", summary, class_="knee"),
+        el(
+            "table",
+            el(
+                "caption",
+                "The suite once clean and once per fault of the catalogue "
+                f"({(doc.get('catalogue') or {}).get('name', '')}): caught by which gate or "
+                "expectation, after how many calls",
+            ),
+            el("thead", head),
+            el("tbody", rows),
+            class_="sensitivity",
+        ),
+        id="sensitivity",
+    )
+
+
 def _rel(path: Path, base: Path) -> str:
     rel = os.path.relpath(path, base)
     return "/".join(quote(part) for part in Path(rel).parts)
@@ -952,6 +1035,7 @@ def render_page(run: RunView, base: Path) -> str:
             el("li", el("a", "gates", href="#gates")),
             el("li", el("a", "sweep", href="#sweep")) if run.sweep else None,
             el("li", el("a", "load test", href="#load")) if run.load else None,
+            el("li", el("a", "sensitivity", href="#sensitivity")) if run.sensitivity else None,
             *[el("li", el("a", c.name, href=f"#{c.anchor}")) for c in run.calls[:40]],
         ),
         aria_label="Sections",
@@ -967,6 +1051,7 @@ def render_page(run: RunView, base: Path) -> str:
         el(
             "main",
             _load(run),
+            _sensitivity(run),
             el(
                 "section",
                 el("h2", "Calls"),

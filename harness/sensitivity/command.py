@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness.call.rundir import RunDir
 from harness.core.errors import ScenarioError
+from harness.report import report_at_end
 from harness.sensitivity.catalogue import load_catalogue
 from harness.sensitivity.report import render_table, write_json, write_junit
 from harness.sensitivity.runner import RunResult, SensitivityResult, run_sensitivity
@@ -24,6 +25,8 @@ class Outcome:
     json_path: Path
     junit_path: Path | None
     baseline_path: Path | None
+    report: str = ""
+    """Where the run's report went (its sensitivity section and the calls), in one line."""
 
 
 def sensitivity(
@@ -88,4 +91,9 @@ def sensitivity(
     result.run_dir = config.run_dir
     json_path = write_json(result, config.run_dir)
     junit = write_junit(result, junitxml) if junitxml else None
-    return Outcome(result, render_table(result), json_path, junit, saved[0] if saved else None)
+    # the gate table of all calls together would mix the faults: each run's verdicts are in
+    # the sensitivity section
+    report = report_at_end(config.run_dir, gates=gates, verdicts=[])
+    return Outcome(
+        result, render_table(result), json_path, junit, saved[0] if saved else None, report
+    )

@@ -567,3 +567,64 @@ def test_data_errors_and_incomplete_traces_are_findings(tmp_path: Path):
     html = write_report(run).read_text()
     section = section_of(html, "booking")
     assert "trace partial: waited 20 s" in section
+
+
+def test_a_sensitivity_run_shows_each_fault_and_links_the_call_that_caught_it(tmp_path: Path):
+    """Only the calls that raised an alarm are drawn (a catalogue run places dozens), each
+    linked from its fault's row; the gate table of all calls together, which would mix the
+    faults, is not drawn; a missed fault says so in words."""
+    run = tmp_path / "run"
+    for fault in ("clean", "llm_slow", "tts_cut"):
+        for name in ("booking", "booking.2"):
+            add_call(run / fault, name, scenario="booking")
+
+    def calls(fault: str) -> list[dict]:
+        where = f"elsewhere/runs/{run.name}/{fault}"  # the run was moved since: still found
+        return [{"artifacts": f"{where}/{n}", "verdict": "pass"} for n in ("booking", "booking.2")]
+
+    gate = {"kind": "gate", "name": "e2e_latency_p90", "detail": "p90 = 3565 ms", "call": 2}
+    doc = {
+        "format": "harness.sensitivity/1",
+        "catalogue": {"name": "clinic"},
+        "score": {"caught": 1, "total": 2},
+        "clean": {
+            "name": "clean",
+            "layer": None,
+            "status": "clean",
+            "alarms": [],
+            "calls": calls("clean"),
+        },
+        "faults": [
+            {
+                "name": "llm_slow",
+                "layer": "llm",
+                "injected": "extra_llm_latency_ms=1300",
+                "status": "caught",
+                "caught_by": gate,
+                "alarms": [gate],
+                "calls_to_catch": 2,
+                "calls": calls("llm_slow"),
+            },
+            {
+                "name": "tts_cut",
+                "layer": "tts",
+                "injected": "tts_cut_fraction=0.55",
+                "status": "missed",
+                "caught_by": None,
+                "alarms": [],
+                "calls": calls("tts_cut"),
+            },
+        ],
+    }
+    (run / "sensitivity.json").write_text(json.dumps(doc))
+    view = build_run(run)
+    assert [c.name for c in view.calls] == ["llm_slow/booking.2"]
+    assert view.verdicts == []
+    html = write_report(run).read_text()
+    section = html[
+        html.index('id="sensitivity"') : html.index("</section>", html.index('id="sensitivity"'))
+    ]
+    assert "Score: 1/2 faults caught; the clean run raised 0 false alarms" in section
+    assert "CAUGHT" in section and "MISSED" in section and "NO ALARM" in section
+    assert f'href="#{anchor("llm_slow/booking.2")}"' in section
+    assert f'id="{anchor("llm_slow/booking.2")}"' in html
