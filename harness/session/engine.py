@@ -429,7 +429,10 @@ class CallSession:
                     # call are not the caller's work
                     harness_load = self.meter.end(metered)
                     await rooms.close_call(room)
-            workflow = self.expects_workflow(plan)
+            # a call that never took place (no server, no agent joined) is an error of its
+            # own, not also an after-call workflow that did not run
+            placed = not isinstance(result.error, InfrastructureError)
+            workflow = placed and self.expects_workflow(plan)
             instance = await self._collect(cid, plan, result, room, workflow)
             traced = instance if instance.spans else None
             self._actions_seen = self._actions_seen or bool(instance.actions)
