@@ -178,6 +178,13 @@ def _absurd_docs(tmp_path):
         dist["sketch"]["positive"][0][1] = 10**12
         dist["sketch"]["count"] = 10**12
 
+    def consistent_huge(dist):
+        # every count agrees with every other: only the size itself is absurd (a loader
+        # that trusted it would later expand 10**9 values, about 8 GB)
+        dist["exact"] = None
+        dist["sketch"]["positive"] = [[dist["sketch"]["positive"][0][0], 10**9]]
+        dist["sketch"]["count"] = 10**9
+
     def huge_range(dist):
         dist["exact"] = None
         dist["sketch"]["positive"] = [[-5_000_000, 1], [5_000_000, 2]]
@@ -192,6 +199,7 @@ def _absurd_docs(tmp_path):
     assert series["sketch"]["positive"]
     return {
         "huge_bin": doc(huge_bin),
+        "consistent_huge": doc(consistent_huge),
         "huge_range": doc(huge_range),
         "huge_exact": doc(huge_exact),
         "many_buckets": doc(many_buckets),
@@ -199,7 +207,8 @@ def _absurd_docs(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case", ["huge_bin", "huge_range", "huge_exact", "many_buckets", "deep_nesting"]
+    "case",
+    ["huge_bin", "consistent_huge", "huge_range", "huge_exact", "many_buckets", "deep_nesting"],
 )
 def test_absurd_baseline_is_refused_quickly_and_small(tmp_path, case):
     import time
@@ -209,6 +218,10 @@ def test_absurd_baseline_is_refused_quickly_and_small(tmp_path, case):
     path = tmp_path / "baseline.json"
     expected = {
         "huge_bin": ("scores.series[0].distribution.sketch.count", docs["huge_bin"]),
+        "consistent_huge": (
+            "scores.series[0].distribution.sketch.count",
+            docs["consistent_huge"],
+        ),
         "huge_range": ("scores.series[0].distribution.sketch.positive[0]", docs["huge_range"]),
         "huge_exact": ("scores.series[0].distribution.exact", docs["huge_exact"]),
         "many_buckets": ("scores.series[0].distribution.sketch.positive", docs["many_buckets"]),

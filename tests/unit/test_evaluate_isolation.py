@@ -101,6 +101,21 @@ def test_evaluate_with_a_truncated_wav_in_one_of_three_calls(run: Path, capsys) 
     assert result.store.select("e2e_latency").count == 30  # everything else: every call
 
 
+@pytest.mark.parametrize("size", [2001, 40_001])  # cut mid-sample: an odd byte count
+def test_a_wav_cut_mid_sample_costs_only_its_own_call(run: Path, tmp_path: Path, capsys, size):
+    """A cut at an odd byte count made the old reader raise for the whole run (evaluate and
+    baseline save exited 1, naming no file)."""
+    wav = run / "call-0" / "recording.wav"
+    truncate(wav, size)
+    assert main(["evaluate", str(run)]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "3 calls from" in out and str(wav) in out
+    assert main(["baseline", "save", str(run), "--out", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert str(wav) in out and "baseline of 3 calls written" in out
+    assert audio_calls(load_baseline(tmp_path / "b.json")) == 2
+
+
 def test_baseline_save_with_a_truncated_wav(run: Path, tmp_path: Path, capsys) -> None:
     wav = run / "call-2" / "recording.wav"
     truncate(wav, 30)  # not even a whole header

@@ -451,18 +451,23 @@ _ZYGOTE = textwrap.dedent(
 
     path = sys.argv[1]
 
+    def say(*words):
+        # one write(2) per line: parent and child share the pipe, and a line under
+        # PIPE_BUF is never interleaved with another (print() may write a word at a time)
+        os.write(1, (" ".join(map(str, words)) + "\\n").encode())
+
     def writer():
         # add calls 0, 1, 2, ... (re-submitting those already stored, as a restarted
         # monitor does) and print each id once its transaction committed
         with MonitorStore(path) as store:
-            print("ready", flush=True)
+            say("ready")
             i = 0
             while True:
                 cid = f"call-{i}"
                 scores = tuple(Score(f"m{k}", float(i * 10 + k), "ms") for k in range(5))
                 rec = CallRecord(cid, "synthetic", float(i), scores, True, scenario="s")
                 if store.add_call(rec):
-                    print("committed", cid, flush=True)
+                    say("committed", cid)
                 if store.begin_cycle(float(i), float(i)):
                     store.finish_cycle(float(i), "pass", float(i))
                 i += 1
@@ -474,9 +479,9 @@ _ZYGOTE = textwrap.dedent(
                 writer()
             finally:
                 os._exit(1)
-        print("pid", pid, flush=True)
+        say("pid", pid)
         os.waitpid(pid, 0)
-        print("dead", flush=True)
+        say("dead")
     """
 )
 
