@@ -20,16 +20,17 @@ tools:
 demo: tools
 	$(LOOPBACK) $(VENV)/bin/harness run scenarios/smoke --agent-cmd "$(AGENT_CMD)" $(DEMO_ARGS)
 
-# Unit tests two at a time (no server, no real-time audio), then every real call serially.
+# Unit tests two at a time (no server, no real-time audio), then every real call serially,
+# with the slowest e2e tests timed (the CI budget is 60 minutes).
 test: tools
 	$(LOOPBACK) $(VENV)/bin/pytest tests/unit -n 2 $(PYTEST_ARGS)
-	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e scenarios/smoke -m "not xdist_gate and not soak" $(PYTEST_ARGS)
+	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e scenarios/smoke -m "not xdist_gate and not soak" --durations=12 $(PYTEST_ARGS)
 
 test-unit: tools
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 test-e2e: tools
-	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e scenarios/smoke -m "not xdist_gate and not soak" $(PYTEST_ARGS)
+	$(LOOPBACK) $(VENV)/bin/pytest tests/e2e scenarios/smoke -m "not xdist_gate and not soak" --durations=12 $(PYTEST_ARGS)
 
 # The two 16-call gate sessions again with pytest-xdist -n 2 (about 13 minutes).
 test-gates-xdist: tools
