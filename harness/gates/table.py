@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.core.text import text_table
 from harness.gates.verdict import Verdict, format_value
 
 __all__ = ["render_table"]
@@ -65,15 +66,7 @@ def render_table(verdicts: Sequence[Verdict], *, details: bool = True) -> str:
     confidence interval, n, threshold, verdict; then (with ``details``) one line per gate
     that did not pass, and a count."""
     rows = [_row(v) for v in verdicts]
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(_HEADER)
-    ]
-
-    def fmt(r: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-
-    lines = [fmt(_HEADER), fmt(["-" * w for w in widths])]
-    lines.extend(fmt(r) for r in rows)
+    lines = text_table(_HEADER, rows)
     if details:
         for v in verdicts:
             if v.status != "pass":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.core.text import text_table
 from harness.load.knee import Knee, step_breaks
 from harness.load.steps import HarnessCost, StepResult
 
@@ -97,15 +98,7 @@ def render_table(
                 _verdict(s, reference, factor, knee),
             )
         )
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(_HEADER)
-    ]
-
-    def fmt(r: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-
-    lines = [fmt(_HEADER), fmt(["-" * w for w in widths])]
-    lines.extend(fmt(r) for r in rows)
+    lines = text_table(_HEADER, rows)
     for s in steps:
         for note in s.timing:
             lines.append(f"  {s.concurrency} concurrent: timing: {note}")

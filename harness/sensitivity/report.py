@@ -59,6 +59,7 @@ from typing import Any
 
 from harness.call.rundir import NAMES, RunDir
 from harness.core.files import atomic_write
+from harness.core.text import text_table
 from harness.gates import Verdict
 from harness.sensitivity.runner import RunResult, SensitivityResult
 
@@ -110,12 +111,7 @@ def _row(run: RunResult, scale: float) -> tuple[str, ...]:
 def render_table(result: SensitivityResult) -> str:
     """One row per run (the clean run first), then the score."""
     rows = [_row(result.clean, result.scale)] + [_row(r, result.scale) for r in result.faults]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADER)]
-
-    def fmt(r: tuple[str, ...] | list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-
-    lines = [fmt(_HEADER), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)]
+    lines = text_table(_HEADER, rows)
     total = len(result.faults)
     clean_calls = len(result.clean.calls) - result.clean.errors
     all_calls = len(result.clean.calls) + sum(len(r.calls) for r in result.faults)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from harness.call.hostload import overload_note
+from harness.core.text import text_table
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -88,12 +89,7 @@ def call_table(rows: Sequence[CallRow | Any]) -> str:
         )
         for r in sorted(rows, key=lambda r: (r.scenario, r.call))
     ]
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header)]
-
-    def fmt(cols: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
-
-    lines = [fmt(header), fmt(["-" * w for w in widths]), *(fmt(c) for c in cells)]
+    lines = text_table(header, cells)
     counts = {v: sum(1 for r in rows if r.verdict == v) for v in ("pass", "fail", "error")}
     lines.append(
         f"{len(rows)} calls: {counts['pass']} passed, {counts['fail']} failed, "
