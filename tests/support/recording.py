@@ -1,10 +1,42 @@
-"""The stereo recording of a call: the caller on the left as sent, the agent on the right."""
+"""The stereo recording of a call: the caller on the left as sent, the agent on the right;
+checked on a real call, or built from tones for the evaluators that read it."""
 
 from __future__ import annotations
 
 import wave
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+RATE = 16_000
+
+
+def tone(seconds: float, amplitude: float = 0.3, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(round(seconds * RATE)) / RATE
+    return amplitude * np.sin(2 * np.pi * freq * t)
+
+
+def write_stereo(
+    path: Path,
+    left: Sequence[tuple[float, np.ndarray]],
+    right: Sequence[tuple[float, np.ndarray]],
+    length: float,
+) -> Path:
+    """A 16-bit stereo WAV of ``length`` seconds with each ``(at, signal)`` placed."""
+    n = int(length * RATE)
+    chans = np.zeros((n, 2))
+    for ch, parts in ((0, left), (1, right)):
+        for at, sig in parts:
+            i = round(at * RATE)
+            chans[i : i + len(sig), ch] = sig[: n - i]
+    pcm = np.clip(np.round(chans * 32767), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.tobytes())
+    return path
 
 
 def assert_caller_left_agent_right(outcome) -> None:

@@ -36,6 +36,7 @@ from harness.trace import conventions as c
 from harness.trace.instance import Instance
 from harness.trace.otlp import load_instance
 from tests.fixtures.instances.build import CLINIC_DIR, T0, Builder, clinic_10_turns
+from tests.support.recording import RATE, tone, write_stereo
 
 EXPECTED = {
     "tool_called": {"name": "request_booking", "args": {"day": "Monday", "time": "11:00"}},
@@ -614,34 +615,6 @@ def test_cost_counts_tokens_once_and_reads_tts_metrics():
 
 # --- audio ---------------------------------------------------------------------------------------
 
-RATE = 16_000
-
-
-def _tone(seconds: float, amplitude: float = 0.3, freq: float = 220.0) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return amplitude * np.sin(2 * np.pi * freq * t)
-
-
-def _write(
-    path: Path,
-    left: list[tuple[float, np.ndarray]],
-    right: list[tuple[float, np.ndarray]],
-    length: float,
-) -> Path:
-    n = int(length * RATE)
-    chans = np.zeros((n, 2))
-    for ch, parts in ((0, left), (1, right)):
-        for at, sig in parts:
-            i = int(at * RATE)
-            chans[i : i + len(sig), ch] = sig[: n - i]
-    pcm = np.clip(np.round(chans * 32767), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.tobytes())
-    return path
-
 
 def _audio_call(recording: Path, turns: list[dict], interrupted: bool | None = None) -> Instance:
     b = Builder("conv-audio")
@@ -670,10 +643,10 @@ def _turn(index: int, start: float | None, said: str, kind: str = "say") -> dict
 
 
 def test_audio_dead_air_and_clipping(tmp_path):
-    path = _write(
+    path = write_stereo(
         tmp_path / "call.wav",
-        left=[(0.5, _tone(1.0))],
-        right=[(2.0, _tone(1.5)), (8.0, np.sign(_tone(1.0)) * 1.0)],  # a clipped square wave
+        left=[(0.5, tone(1.0))],
+        right=[(2.0, tone(1.5)), (8.0, np.sign(tone(1.0)) * 1.0)],  # a clipped square wave
         length=10.0,
     )
     got = by_name(AudioHealth().evaluate(_audio_call(path, [_turn(1, 0.5, "")])))
@@ -682,7 +655,7 @@ def test_audio_dead_air_and_clipping(tmp_path):
     assert got["dead_air_count"][0].value == 1.0
     # 1 s of the agent's 2.5 s of speech is a full-scale square wave
     assert got["clipping_ratio"][0].value == pytest.approx(0.4, abs=0.02)
-    clean = _write(tmp_path / "clean.wav", [(0.5, _tone(1.0))], [(1.7, _tone(1.5, 0.5))], 4.0)
+    clean = write_stereo(tmp_path / "clean.wav", [(0.5, tone(1.0))], [(1.7, tone(1.5, 0.5))], 4.0)
     got = by_name(AudioHealth().evaluate(_audio_call(clean, [_turn(1, 0.5, "")])))
     assert got["clipping_ratio"][0].value == 0.0
     assert got["dead_air_count"][0].value == 0.0
@@ -691,10 +664,10 @@ def test_audio_dead_air_and_clipping(tmp_path):
 
 def test_audio_truncated_speech(tmp_path):
     ten_words = "Your appointment is booked for Monday at eleven in the morning."
-    path = _write(
+    path = write_stereo(
         tmp_path / "call.wav",
-        left=[(1.0, _tone(1.0)), (6.0, _tone(1.0))],
-        right=[(2.5, _tone(0.6)), (7.5, _tone(3.5))],  # 0.6 s for ten words: cut off
+        left=[(1.0, tone(1.0)), (6.0, tone(1.0))],
+        right=[(2.5, tone(0.6)), (7.5, tone(3.5))],  # 0.6 s for ten words: cut off
         length=12.0,
     )
     turns = [_turn(1, 1.0, ten_words), _turn(2, 6.0, ten_words)]
@@ -718,12 +691,12 @@ def test_audio_without_a_usable_recording(tmp_path):
         w.setframerate(RATE)
         w.writeframes(b"\x00\x00" * RATE)
     assert AudioHealth().evaluate(_audio_call(mono, [_turn(1, 0.5, "")])) == []
-    silent = _write(tmp_path / "silent.wav", [], [], 2.0)
+    silent = write_stereo(tmp_path / "silent.wav", [], [], 2.0)
     assert AudioHealth().evaluate(_audio_call(silent, [_turn(1, 0.5, "")])) == []
 
 
 def test_audio_agent_never_spoke(tmp_path):
-    path = _write(tmp_path / "call.wav", [(0.5, _tone(1.0)), (9.0, _tone(1.0))], [], 11.0)
+    path = write_stereo(tmp_path / "call.wav", [(0.5, tone(1.0)), (9.0, tone(1.0))], [], 11.0)
     got = by_name(AudioHealth().evaluate(_audio_call(path, [_turn(1, 0.5, ""), _turn(2, 9.0, "")])))
     assert got["dead_air_longest"][0].value == pytest.approx(7500, abs=20)
     assert "clipping_ratio" not in got and "truncated_speech" not in got

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,7 @@ from harness.session.engine import CallSession
 from harness.trace import conventions as c
 from harness.trace.instance import Instance
 from tests.fixtures.instances.build import T0, Builder, clinic_10_turns
-
-RATE = 16_000
+from tests.support.recording import RATE, tone, write_stereo
 
 
 def by_name(scores) -> dict[str, list]:
@@ -43,27 +41,6 @@ def by_name(scores) -> dict[str, list]:
 
 
 # --- recordings -------------------------------------------------------------------------------
-
-
-def tone(seconds: float, amplitude: float = 0.3, freq: float = 220.0) -> np.ndarray:
-    t = np.arange(round(seconds * RATE)) / RATE
-    return amplitude * np.sin(2 * np.pi * freq * t)
-
-
-def write(path: Path, left, right, length: float) -> Path:
-    n = int(length * RATE)
-    chans = np.zeros((n, 2))
-    for ch, parts in ((0, left), (1, right)):
-        for at, sig in parts:
-            i = round(at * RATE)
-            chans[i : i + len(sig), ch] = sig[: n - i]
-    pcm = np.clip(np.round(chans * 32767), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.tobytes())
-    return path
 
 
 def turn(index: int, start: float | None, said: str, kind: str = "say") -> dict:
@@ -98,19 +75,25 @@ def test_speech_cut_at_the_agents_own_rate(tmp_path):
         (41.0, tone(4.0)),
     ]
     turns = [turn(k, None if k == 0 else 10.0 * k, TWELVE) for k in range(5)]
-    got = by_name(SpeechIntegrity().evaluate(call(write(tmp_path / "a.wav", [], right, 50), turns)))
+    got = by_name(
+        SpeechIntegrity().evaluate(call(write_stereo(tmp_path / "a.wav", [], right, 50), turns))
+    )
     assert [s.value for s in got["speech_cut"]] == [0, 0, 1, 0, 0]
     assert "needs 200" in got["speech_cut"][2].detail
     # must not fire: the same call, every turn whole
     whole = [(1.0 + 10 * k, tone(4.0)) for k in range(5)]
-    got = by_name(SpeechIntegrity().evaluate(call(write(tmp_path / "b.wav", [], whole, 50), turns)))
+    got = by_name(
+        SpeechIntegrity().evaluate(call(write_stereo(tmp_path / "b.wav", [], whole, 50), turns))
+    )
     assert [s.value for s in got["speech_cut"]] == [0] * 5
 
 
 def test_speech_cut_falls_back_to_the_floor_with_few_turns(tmp_path):
     right = [(1.0, tone(1.0)), (11.0, tone(3.0))]  # 83 ms a word, then 250
     turns = [turn(0, None, TWELVE), turn(1, 10.0, TWELVE)]
-    got = by_name(SpeechIntegrity().evaluate(call(write(tmp_path / "a.wav", [], right, 20), turns)))
+    got = by_name(
+        SpeechIntegrity().evaluate(call(write_stereo(tmp_path / "a.wav", [], right, 20), turns))
+    )
     assert [s.value for s in got["speech_cut"]] == [1, 0]
     assert "fewer than 3 turns" in got["speech_cut"][0].detail
 
@@ -120,7 +103,7 @@ def test_speech_gap_inside_a_reply_not_between_speakers(tmp_path):
     left = [(12.2, tone(0.6))]  # the caller speaks in the second reply's pause
     turns = [turn(0, None, "a b c"), turn(1, 10.0, "a b c")]
     got = by_name(
-        SpeechIntegrity().evaluate(call(write(tmp_path / "a.wav", left, right, 15), turns))
+        SpeechIntegrity().evaluate(call(write_stereo(tmp_path / "a.wav", left, right, 15), turns))
     )
     gaps = [s.value for s in got["speech_gap_longest"]]
     assert gaps[0] == pytest.approx(1800, abs=20)
@@ -128,7 +111,7 @@ def test_speech_gap_inside_a_reply_not_between_speakers(tmp_path):
     # must not fire: a pause of 5 s or more is two utterances, not a gap
     far = [(1.0, tone(1.0)), (8.5, tone(1.0))]
     got = by_name(
-        SpeechIntegrity().evaluate(call(write(tmp_path / "b.wav", [], far, 10), turns[:1]))
+        SpeechIntegrity().evaluate(call(write_stereo(tmp_path / "b.wav", [], far, 10), turns[:1]))
     )
     assert got["speech_gap_longest"][0].value == 0
 
@@ -139,7 +122,7 @@ def test_speech_gap_inside_a_reply_not_between_speakers(tmp_path):
 @given(gap_ms=st.integers(50, 4500))
 def test_speech_gap_measures_the_silence_it_is_given(tmp_path, gap_ms):
     right = [(0.5, tone(1.0)), (1.5 + gap_ms / 1000, tone(1.0))]
-    inst = call(write(tmp_path / "g.wav", [], right, 8), [turn(0, None, "a b c")])
+    inst = call(write_stereo(tmp_path / "g.wav", [], right, 8), [turn(0, None, "a b c")])
     (gap,) = by_name(SpeechIntegrity().evaluate(inst))["speech_gap_longest"]
     assert gap.value == pytest.approx(gap_ms, abs=20)
 
@@ -160,13 +143,13 @@ def _glitched(seconds: float, per_s: float, kind: str) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["zero", "clip"])
 def test_glitchy_speech(tmp_path, kind):
     turns = [turn(0, None, "a b c")]
-    bad = call(write(tmp_path / "a.wav", [], [(0.5, _glitched(2.0, 5, kind))], 3), turns)
+    bad = call(write_stereo(tmp_path / "a.wav", [], [(0.5, _glitched(2.0, 5, kind))], 3), turns)
     got = by_name(SpeechIntegrity().evaluate(bad))
     assert got["speech_glitches"][0].value == pytest.approx(10, abs=1)
     assert got["glitchy_speech"][0].value == 1
     # must not fire: whole speech, or glitches at half the rate that makes a turn glitchy
     for sig in (tone(2.0), _glitched(2.0, 2, kind)):
-        ok = call(write(tmp_path / "b.wav", [], [(0.5, sig)], 3), turns)
+        ok = call(write_stereo(tmp_path / "b.wav", [], [(0.5, sig)], 3), turns)
         assert by_name(SpeechIntegrity().evaluate(ok))["glitchy_speech"][0].value == 0
 
 
@@ -184,7 +167,7 @@ def said(index: int, start: float, end: float) -> dict:
 
 def test_the_agent_talking_over_the_caller(tmp_path):
     # the caller speaks 0.5-3.0 s; the agent starts at 1.5 s, inside the caller's sentence
-    path = write(tmp_path / "a.wav", [(0.5, tone(2.5))], [(1.5, tone(2.0))], 5)
+    path = write_stereo(tmp_path / "a.wav", [(0.5, tone(2.5))], [(1.5, tone(2.0))], 5)
     got = by_name(TurnTaking().evaluate(call(path, [turn(0, None, ""), said(1, 0.5, 3.0)])))
     assert [s.value for s in got["talked_over"]] == [1]
     assert got["talkover_ms"][0].value == pytest.approx(1500, abs=20)
@@ -197,18 +180,18 @@ def test_the_agent_answering_into_a_hesitation_talks_over_the_rest(tmp_path):
     # "i would like to, um ... book a cleaning": the caller pauses 0.7 s mid-sentence; an
     # eager agent answers into the pause and keeps talking when the caller goes on
     left = [(0.5, tone(1.0)), (2.2, tone(1.2))]
-    path = write(tmp_path / "a.wav", left, [(1.9, tone(2.0))], 5)
+    path = write_stereo(tmp_path / "a.wav", left, [(1.9, tone(2.0))], 5)
     got = by_name(TurnTaking().evaluate(call(path, [turn(0, None, ""), said(1, 0.5, 3.4)])))
     assert [s.value for s in got["talked_over"]] == [1] and got["talked_over"][0].turn == 1
     # must not fire: the patient agent waits for the end of the sentence
-    patient = write(tmp_path / "b.wav", left, [(4.4, tone(1.0))], 6)
+    patient = write_stereo(tmp_path / "b.wav", left, [(4.4, tone(1.0))], 6)
     got = by_name(TurnTaking().evaluate(call(patient, [turn(0, None, ""), said(1, 0.5, 3.4)])))
     assert [s.value for s in got["talked_over"]] == [0]
 
 
 def test_a_caller_barging_in_or_a_polite_agent_is_no_talk_over(tmp_path):
-    barge = write(tmp_path / "a.wav", [(2.0, tone(1.0))], [(1.0, tone(3.0))], 5)
-    polite = write(tmp_path / "b.wav", [(0.5, tone(1.0))], [(2.5, tone(1.0))], 5)
+    barge = write_stereo(tmp_path / "a.wav", [(2.0, tone(1.0))], [(1.0, tone(3.0))], 5)
+    polite = write_stereo(tmp_path / "b.wav", [(0.5, tone(1.0))], [(2.5, tone(1.0))], 5)
     for path, caller in ((barge, said(1, 2.0, 3.0)), (polite, said(1, 0.5, 1.5))):
         got = by_name(TurnTaking().evaluate(call(path, [turn(0, None, ""), caller])))
         assert [s.value for s in got["talked_over"]] == [0]
@@ -223,7 +206,7 @@ def test_an_agent_that_waits_for_the_caller_never_talks_over(tmp_path, caller_s,
     left = [(0.5, tone(caller_s))]
     right = [(0.5 + caller_s + wait_ms / 1000, tone(1.0))]
     turns = [turn(0, None, ""), said(1, 0.5, 0.5 + caller_s)]
-    inst = call(write(tmp_path / "h.wav", left, right, caller_s + 5), turns)
+    inst = call(write_stereo(tmp_path / "h.wav", left, right, caller_s + 5), turns)
     assert by_name(TurnTaking().evaluate(inst))["talked_over"][0].value == 0
 
 
